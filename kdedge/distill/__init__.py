@@ -1,0 +1,1 @@
+"""Distillation: teachers, labeling, students, losses, training, calibration, gates."""

@@ -1,0 +1,167 @@
+"""Stage 1 of TinyBERT-style distillation: match the teacher's inside, not only its output.
+
+The student's embedding output and each of its layers' hidden states are projected to
+the teacher's width by learned linear maps and pulled towards the mapped teacher layers
+(MSE over real tokens); attention maps are matched too, averaged over heads when the head
+counts differ. Stage 1 needs no labels, so it runs on all available text (labeled and
+unlabeled). Stage 2 is ordinary output KD (:func:`kdedge.distill.trainer.fit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdedge.distill.device import Placement, explain_device_errors
+from kdedge.distill.events import EventLog
+from kdedge.distill.inference import encode, pad_batch
+from kdedge.distill.losses import attention_mse, hidden_mse
+from kdedge.distill.models import Classifier
+from kdedge.errors import ConfigError
+from kdedge.progress import Tracker, silent
+
+
+def uniform_feature_map(teacher_layers: int, student_layers: int) -> list[int]:
+    """TinyBERT's uniform map: student layer i learns teacher layer (i+1)*n/k - 1.
+
+    For 3 of 6 layers that is [1, 3, 5]: each student layer stands in for two teacher
+    layers, so it is asked for the output of the second.
+    """
+    return [(i + 1) * teacher_layers // student_layers - 1 for i in range(student_layers)]
+
+
+def _eager(model: Any) -> None:
+    """Attention maps need the eager attention path (SDPA does not return them)."""
+    with contextlib.suppress(Exception):  # transformers <5 falls back to eager by itself
+        model.set_attn_implementation("eager")
+
+
+def feature_distill(
+    student: Classifier,
+    teacher: Classifier,
+    texts: Sequence[str],
+    placement: Placement,
+    *,
+    feature_map: Sequence[int] | None = None,
+    epochs: int = 3,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    attention_weight: float = 1.0,
+    seed: int = 0,
+    log: EventLog | None = None,
+    track: Tracker = silent,
+) -> list[dict[str, Any]]:
+    """Train ``student.model`` in place on hidden-state and attention MSE. Returns epoch logs."""
+    s_cfg, t_cfg = student.model.config, teacher.model.config
+    n_s, n_t = s_cfg.num_hidden_layers, t_cfg.num_hidden_layers
+    feature_map = list(feature_map) if feature_map is not None else uniform_feature_map(n_t, n_s)
+    if len(feature_map) != n_s or not all(0 <= i < n_t for i in feature_map):
+        raise ConfigError(
+            f"feature map {feature_map} must give one teacher layer (0..{n_t - 1}) "
+            f"for each of the student's {n_s} layers"
+        )
+    if not texts:
+        raise ConfigError("feature distillation needs text; the data is empty")
+    device = placement.device
+    for model in (student.model, teacher.model):
+        _eager(model)
+    teacher.model.to(device).eval()
+    student.model.to(device).train()
+    # One projection for the embeddings and one per student layer; identity when widths match.
+    projections = nn.ModuleList(
+        nn.Linear(s_cfg.hidden_size, t_cfg.hidden_size, bias=False) for _ in range(n_s + 1)
+    ).to(device)
+    if s_cfg.hidden_size == t_cfg.hidden_size:
+        for proj in projections:
+            nn.init.eye_(proj.weight)
+    params = list(student.model.parameters()) + list(projections.parameters())
+    optimizer = torch.optim.AdamW(params, lr=lr, fused=placement.name == "cuda")
+    ids = encode(student.tokenizer, texts, student.max_length)
+    teacher_ids = encode(teacher.tokenizer, texts, teacher.max_length)
+    if ids != teacher_ids:
+        raise ConfigError(
+            "feature distillation needs the student and teacher to tokenize identically; "
+            "use a student built from the teacher (layer map), or skip stage 1"
+        )
+    pad_id = student.tokenizer.pad_token_id
+    hidden_pairs = [(0, 0)] + [(i + 1, t + 1) for i, t in enumerate(feature_map)]
+    history: list[dict[str, Any]] = []
+    generator = torch.Generator().manual_seed(seed)
+    with explain_device_errors(placement):
+        for epoch in range(1, epochs + 1):
+            order = torch.randperm(len(ids), generator=generator).tolist()
+            batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+            sums, seen, t0 = {"feature": 0.0, "attention": 0.0}, 0, time.perf_counter()
+            for rows in track(
+                batches, f"stage 1 features epoch {epoch}/{epochs}", total=len(batches)
+            ):
+                input_ids, mask = pad_batch([ids[i] for i in rows], pad_id, device)
+                with torch.no_grad(), placement.autocast():
+                    t_out = teacher.model(
+                        input_ids=input_ids,
+                        attention_mask=mask,
+                        output_hidden_states=True,
+                        output_attentions=True,
+                    )
+                with placement.autocast():
+                    s_out = student.model(
+                        input_ids=input_ids,
+                        attention_mask=mask,
+                        output_hidden_states=True,
+                        output_attentions=True,
+                    )
+                    feature = sum(
+                        hidden_mse(
+                            projections[k](s_out.hidden_states[s]), t_out.hidden_states[t], mask
+                        )
+                        for k, (s, t) in enumerate(hidden_pairs)
+                    ) / len(hidden_pairs)
+                    attention = (
+                        sum(
+                            attention_mse(s_out.attentions[i], t_out.attentions[t], mask)
+                            for i, t in enumerate(feature_map)
+                        )
+                        / n_s
+                    )
+                loss = feature + attention_weight * attention
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                sums["feature"] += float(feature.detach()) * len(rows)
+                sums["attention"] += float(attention.detach()) * len(rows)
+                seen += len(rows)
+            record = {
+                "stage": "features",
+                "epoch": epoch,
+                "loss_feature": round(sums["feature"] / seen, 6),
+                "loss_attention": round(sums["attention"] / seen, 6),
+                "samples_per_sec": round(seen / (time.perf_counter() - t0), 1),
+            }
+            history.append(record)
+            if log is not None:
+                log.emit("distill_epoch_end", **record)
+            if _stage1_converged(history):
+                break
+    student.model.to("cpu")
+    teacher.model.to("cpu")
+    return history
+
+
+def _stage1_converged(history: Sequence[dict[str, Any]], min_gain: float = 0.02) -> bool:
+    """Seed rule: feature and attention losses each improved < 2% for 2 epochs in a row."""
+    if len(history) < 3:
+        return False
+
+    def small(prev: dict, cur: dict) -> bool:
+        return all(
+            prev[k] <= 0 or (prev[k] - cur[k]) / prev[k] < min_gain
+            for k in ("loss_feature", "loss_attention")
+        )
+
+    return small(history[-3], history[-2]) and small(history[-2], history[-1])

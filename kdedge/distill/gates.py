@@ -1,0 +1,405 @@
+"""Release gates, checkpoint selection and the classifier early-stop rule.
+
+A gates file (TOML) holds thresholds every shipped checkpoint must meet, and weights that
+rank the checkpoints that meet them::
+
+    [gates]
+    accuracy = { min = 0.85 }
+    ece = { max = 0.05 }
+    [score]
+    accuracy = 0.5
+    ece = -0.1
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdedge.distill.metrics import REPORT_METRICS
+from kdedge.errors import ConfigError, DataError
+
+EXTRA_METRICS = ("latency_ms_p50", "latency_ms_p95")
+"""Metrics measured outside the classification report that gates know without being told."""
+
+_SECTIONS = ("gates", "score")
+_STOP_EPS = 1e-12  # a gain of exactly the threshold counts as improvement despite float error
+_BOUNDS = ("min", "max")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _fmt_pair(value: float, threshold: float) -> tuple[str, str]:
+    """Format two numbers with 3 decimals, or more when 3 would print them equal."""
+    for digits in range(3, 10):
+        a, b = f"{value:.{digits}f}", f"{threshold:.{digits}f}"
+        if a != b:
+            break
+    return a, b
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """``metric`` must be ``>= min`` and/or ``<= max`` (both bounds inclusive)."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min is None and self.max is None:
+            raise ConfigError(f"gate '{self.metric}' has neither min nor max; give at least one")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ConfigError(
+                f"gate '{self.metric}' has min {self.min} > max {self.max}; no value can pass"
+            )
+
+    @property
+    def threshold(self) -> str:
+        """Human-readable bounds, e.g. ``"min 0.85"``."""
+        bounds = (("min", self.min), ("max", self.max))
+        return ", ".join(f"{name} {bound:g}" for name, bound in bounds if bound is not None)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10 uses the tomli backport
+        from kdedge.extras import require
+
+        tomllib = require("tomli", "train", "Reading a gates file on Python 3.10")
+    if not path.is_file():
+        raise ConfigError(f"gates file {path} does not exist; pass the path of a .toml file")
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax") from exc
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Gate rules (all must pass) and score weights (rank the checkpoints that pass)."""
+
+    rules: tuple[GateRule, ...] = ()
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, *, extra_metrics: Iterable[str] = ()) -> Gates:
+        """Load a gates file; ``extra_metrics`` names metrics beyond the known ones."""
+        path = Path(path)
+        return cls.from_dict(_load_toml(path), source=str(path), extra_metrics=extra_metrics)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], source: str = "<dict>", *, extra_metrics: Iterable[str] = ()
+    ) -> Gates:
+        """Build gates from the parsed TOML structure; ``source`` names it in errors."""
+        valid = (*REPORT_METRICS, *EXTRA_METRICS, *extra_metrics)
+        options = ", ".join(valid)
+        for key in data:
+            if key not in _SECTIONS:
+                raise ConfigError(
+                    f"{source}: unknown top-level key '{key}'; valid keys: {', '.join(_SECTIONS)}"
+                )
+        sections = {}
+        for name in _SECTIONS:
+            section = data.get(name, {})
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"{source}: '{name}' must be a table ([{name}]); got {section!r}")
+            for metric in section:
+                if metric not in valid:
+                    raise ConfigError(
+                        f"{source}: unknown metric '{metric}' in [{name}]; valid metrics: {options}"
+                    )
+            sections[name] = section
+
+        rules = []
+        for metric, spec in sections["gates"].items():
+            if not isinstance(spec, Mapping):
+                raise ConfigError(
+                    f"{source}: gate '{metric}' must be a table like {{ min = 0.8 }} or "
+                    f"{{ max = 0.05 }}; got {spec!r}"
+                )
+            for key, value in spec.items():
+                if key not in _BOUNDS:
+                    raise ConfigError(
+                        f"{source}: unknown key '{key}' in gate '{metric}'; valid keys: min, max"
+                    )
+                if not _is_number(value) or not math.isfinite(value):
+                    raise ConfigError(
+                        f"{source}: gate '{metric}' {key} must be a finite number; got {value!r}"
+                    )
+            if not spec:
+                raise ConfigError(
+                    f"{source}: gate '{metric}' has neither min nor max; give at least one"
+                )
+            try:
+                rule = GateRule(metric, min=spec.get("min"), max=spec.get("max"))
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+            rules.append(rule)
+
+        weights = {}
+        for metric, weight in sections["score"].items():
+            if not _is_number(weight) or not math.isfinite(weight):
+                raise ConfigError(
+                    f"{source}: score weight for '{metric}' must be a finite number; got {weight!r}"
+                )
+            weights[metric] = float(weight)
+        return cls(rules=tuple(rules), weights=weights)
+
+    @classmethod
+    def default(cls) -> Gates:
+        """Permissive gates: ``accuracy >= 0`` always passes; checkpoints rank by accuracy.
+
+        Use :data:`INTENT_CLASSIFIER_GATES` or a gates file for real release thresholds.
+        """
+        return cls(rules=(GateRule("accuracy", min=0.0),), weights={"accuracy": 1.0})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML structure these gates were built from."""
+        gates = {
+            r.metric: {k: v for k, v in (("min", r.min), ("max", r.max)) if v is not None}
+            for r in self.rules
+        }
+        return {"gates": gates, "score": dict(self.weights)}
+
+
+INTENT_CLASSIFIER_GATES = Gates.from_dict(
+    {
+        "gates": {
+            "accuracy": {"min": 0.85},
+            "rare_class_recall": {"min": 0.80},
+            "oos_precision": {"min": 0.90},
+            "ece": {"max": 0.05},
+        },
+        "score": {
+            "accuracy": 0.5,
+            "rare_class_recall": 0.3,
+            "oos_precision": 0.2,
+            "ece": -0.1,
+        },
+    },
+    source="INTENT_CLASSIFIER_GATES",
+)
+"""Recommended release gates for intent classifiers."""
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """One rule checked: ``passed`` is None when the metric was unavailable (skipped)."""
+
+    rule: GateRule
+    value: float | None
+    passed: bool | None
+
+    @property
+    def metric(self) -> str:
+        return self.rule.metric
+
+    @property
+    def skipped(self) -> bool:
+        return self.passed is None
+
+    def describe(self) -> str:
+        """E.g. ``"rare_class_recall 0.712 < min 0.800"``; empty when it passed."""
+        if self.value is None:
+            return f"{self.metric} skipped (not measured)"
+        if not math.isfinite(self.value):
+            return f"{self.metric} {self.value} is not a finite number ({self.rule.threshold})"
+        if self.rule.min is not None and self.value < self.rule.min:
+            value, bound = _fmt_pair(self.value, self.rule.min)
+            return f"{self.metric} {value} < min {bound}"
+        if self.rule.max is not None and self.value > self.rule.max:
+            value, bound = _fmt_pair(self.value, self.rule.max)
+            return f"{self.metric} {value} > max {bound}"
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        status = "skipped" if self.skipped else "passed" if self.passed else "failed"
+        return {
+            "metric": self.metric,
+            "min": self.rule.min,
+            "max": self.rule.max,
+            "value": None if self.value is None else round(self.value, 6),
+            "status": status,
+        }
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """Every rule's outcome and the weighted score of one checkpoint."""
+
+    outcomes: tuple[GateOutcome, ...]
+    score: float
+
+    @property
+    def passed(self) -> bool:
+        """True when no measured metric failed its gate (skipped rules do not fail)."""
+        return all(o.passed is not False for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[str]:
+        return [o.describe() for o in self.outcomes if o.passed is False]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [o.metric for o in self.outcomes if o.skipped]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "score": round(self.score, 6),
+            "failures": self.failures,
+            "skipped": self.skipped,
+            "rules": [o.to_dict() for o in self.outcomes],
+        }
+
+
+def _metric_value(metrics: Mapping[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise DataError(f"metric '{name}' must be a number or None; got {value!r}")
+    return float(value)
+
+
+def check_gates(metrics: Mapping[str, float | None], gates: Gates) -> GateReport:
+    """Check ``metrics`` against ``gates``.
+
+    A metric that is None or absent (no rare rows, latency not measured) is skipped: it is
+    listed in :attr:`GateReport.skipped` but does not fail. NaN fails. The score is the
+    weighted sum over the weighted metrics that are available.
+    """
+    outcomes = []
+    for rule in gates.rules:
+        value = _metric_value(metrics, rule.metric)
+        if value is None:
+            outcomes.append(GateOutcome(rule, None, None))
+            continue
+        ok = math.isfinite(value)
+        ok = ok and (rule.min is None or value >= rule.min)
+        ok = ok and (rule.max is None or value <= rule.max)
+        outcomes.append(GateOutcome(rule, value, ok))
+    score = 0.0
+    for name, weight in gates.weights.items():
+        value = _metric_value(metrics, name)
+        if value is not None and math.isfinite(value):
+            score += weight * value
+    return GateReport(outcomes=tuple(outcomes), score=score)
+
+
+def select_checkpoint(candidates: Sequence[tuple[str, GateReport]]) -> str | None:
+    """The id of the best-scoring candidate that passed its gates; earlier wins ties."""
+    best_id, best_score = None, -math.inf
+    for candidate_id, report in candidates:
+        if report.passed and (best_id is None or report.score > best_score):
+            best_id, best_score = candidate_id, report.score
+    return best_id
+
+
+@dataclass(frozen=True)
+class EpochSignals:
+    """What the stop rule sees of one finished epoch (None: signal not available)."""
+
+    val_accuracy: float
+    rare_class_recall: float | None = None
+    kd_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class ClassifierStopRule:
+    """Stop when ``signals_needed`` of 3 plateau signals hold for ``consecutive`` epochs.
+
+    Each epoch is compared with the one before. The signals: validation accuracy improved
+    by less than ``min_accuracy_gain`` (absolute; 0.0015 = 0.15 points), rare-class recall
+    by less than ``min_rare_recall_gain``, KD loss by less than ``min_kd_loss_rel_gain``
+    (relative). A missing signal (None: no rare rows, no teacher) takes no part in the vote:
+    the rule then needs ``min(signals_needed, signals available)``, so a hard-label run
+    stops only when accuracy itself has plateaued. It never fires before
+    ``consecutive + 1`` epochs (3 by default) or ``min_epochs``.
+    """
+
+    min_accuracy_gain: float = 0.0015
+    min_rare_recall_gain: float = 0.0025
+    min_kd_loss_rel_gain: float = 0.01
+    signals_needed: int = 2
+    consecutive: int = 2
+    min_epochs: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("min_accuracy_gain", "min_rare_recall_gain", "min_kd_loss_rel_gain"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}")
+        for name, low, high in (("signals_needed", 1, 3), ("consecutive", 1, None)):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < low
+                or (high is not None and value > high)
+            ):
+                allowed = f"{low}..{high}" if high is not None else f">= {low}"
+                raise ConfigError(f"{name} must be an integer {allowed}; got {value!r}")
+        if isinstance(self.min_epochs, bool) or not isinstance(self.min_epochs, int):
+            raise ConfigError(f"min_epochs must be an integer; got {self.min_epochs!r}")
+
+    def _signals(self, prev: EpochSignals, cur: EpochSignals) -> list[tuple[bool, str]]:
+        """(held, description) for each plateau signal of ``cur`` against ``prev``."""
+        gain = cur.val_accuracy - prev.val_accuracy
+        held = gain < self.min_accuracy_gain - _STOP_EPS
+        out = [(held, f"val accuracy {gain:+.4f} {'<' if held else '>='} {self.min_accuracy_gain}")]
+        if prev.rare_class_recall is None or cur.rare_class_recall is None:
+            pass  # not available: no vote
+        else:
+            gain = cur.rare_class_recall - prev.rare_class_recall
+            held = gain < self.min_rare_recall_gain - _STOP_EPS
+            sign = "<" if held else ">="
+            out.append((held, f"rare-class recall {gain:+.4f} {sign} {self.min_rare_recall_gain}"))
+        if prev.kd_loss is None or cur.kd_loss is None:
+            pass  # not available: no vote
+        else:
+            rel = (prev.kd_loss - cur.kd_loss) / prev.kd_loss if prev.kd_loss > 0 else 0.0
+            held = rel < self.min_kd_loss_rel_gain - _STOP_EPS
+            sign = "<" if held else ">="
+            out.append(
+                (held, f"KD loss improved {rel:+.2%} {sign} {self.min_kd_loss_rel_gain:.2%}")
+            )
+        return out
+
+    def should_stop(self, history: Sequence[EpochSignals]) -> tuple[bool, str]:
+        """Decide after the last epoch of ``history``; return (stop, reason)."""
+        for i, epoch in enumerate(history, start=1):
+            values = (epoch.val_accuracy, epoch.rare_class_recall, epoch.kd_loss)
+            optional_ok = all(v is None or (_is_number(v) and math.isfinite(v)) for v in values[1:])
+            if not (_is_number(values[0]) and math.isfinite(values[0]) and optional_ok):
+                raise DataError(f"epoch {i} signals must be finite numbers (or None); got {epoch}")
+        needed = max(self.min_epochs, self.consecutive + 1)
+        n = len(history)
+        if n < needed:
+            return False, f"continue: {n} epoch(s) so far; the stop rule needs at least {needed}"
+        notes, available = [], 3
+        for i in range(n - 1, n - 1 - self.consecutive, -1):  # newest first
+            signals = self._signals(history[i - 1], history[i])
+            held = sum(h for h, _ in signals)
+            available = len(signals)
+            needed_now = min(self.signals_needed, available)
+            note = f"epoch {i + 1}: " + ", ".join(text for _, text in signals)
+            if held < needed_now:
+                return False, f"continue: only {held} of {len(signals)} plateau signals held at {note}"
+            notes.insert(0, note)
+        return True, (
+            f"stop after epoch {n}: at least {min(self.signals_needed, available)} of {available} "
+            f"plateau signals held for "
+            f"{self.consecutive} consecutive epochs ({'; '.join(notes)})"
+        )

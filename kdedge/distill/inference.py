@@ -1,0 +1,71 @@
+"""Batched forward passes over texts: tokenization, length-sorted batches, logits out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from kdedge.distill.device import Placement, explain_device_errors
+from kdedge.progress import Tracker, silent
+
+
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length`` (no padding)."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+    return enc["input_ids"]
+
+
+def pad_batch(
+    ids: Sequence[Sequence[int]], pad_id: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest row. Returns input_ids [B, L] and attention_mask [B, L]."""
+    width = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    if device is not None:
+        input_ids, mask = (
+            input_ids.to(device, non_blocking=True),
+            mask.to(device, non_blocking=True),
+        )
+    return input_ids, mask
+
+
+def length_sorted_batches(ids: Sequence[Sequence[int]], batch_size: int) -> Iterator[list[int]]:
+    """Row indices in batches of similar length: far less padding than input order."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    placement: Placement,
+    *,
+    max_length: int,
+    batch_size: int = 256,
+    track: Tracker = silent,
+    description: str = "predicting",
+) -> np.ndarray:
+    """Logits [N, C] as float32 numpy, rows in the order of ``texts``."""
+    model.eval().to(placement.device)
+    ids = encode(tokenizer, texts, max_length)
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    batches = list(length_sorted_batches(ids, batch_size))
+    with explain_device_errors(placement):
+        for rows in track(batches, description, total=len(batches)):
+            input_ids, mask = pad_batch(
+                [ids[i] for i in rows], tokenizer.pad_token_id, placement.device
+            )
+            with placement.autocast():
+                logits = model(input_ids=input_ids, attention_mask=mask).logits
+            out[rows] = logits.float().cpu().numpy()
+    return out

