@@ -85,7 +85,8 @@ class EvaluateSection:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A whole run. ``workdir`` holds data/, teacher/, student/ and reports."""
+    """A whole run. ``workdir`` holds data/, teacher/, student/ and reports; input paths are
+    relative to the recipe file."""
 
     data: DataSection
     workdir: str = "kdedge-run"
@@ -106,7 +107,8 @@ class Recipe:
 
     @property
     def root(self) -> Path:
-        return self.path(self.workdir)
+        """Outputs go under ``workdir``, relative to the current directory (not the recipe)."""
+        return Path(self.workdir).expanduser().resolve()
 
 
 _SECTIONS = {

@@ -76,7 +76,7 @@ def render_prepare(data: dict) -> None:
     stdout.print(table)
     pii = ", ".join(f"{k} {v}" for k, v in data["pii"].items())
     stdout.print(
-        f"{len(data['labels'])} labels · duplicates removed {data['removed_duplicates']} "
+        f"{len(data['labels'])} labels · duplicates removed {data['duplicates']} "
         f"(label conflicts {data['conflicts']}) · leaked into eval splits {data['leaked']} · "
         f"PII scrubbed: {pii}"
     )

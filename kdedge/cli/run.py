@@ -21,7 +21,7 @@ def stage_printer(quiet: bool):
             counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
             info(
                 f"[green]✓ prepare[/]   {counts}; PII scrubbed {sum(report['pii'].values())}; "
-                f"duplicates removed {report['removed_duplicates']}"
+                f"duplicates removed {report['duplicates']}"
             )
         elif stage == "teach" and "history" in report:
             best = next(h for h in report["history"] if h["epoch"] == report["best_epoch"])

@@ -396,7 +396,10 @@ class ClassifierStopRule:
             needed_now = min(self.signals_needed, available)
             note = f"epoch {i + 1}: " + ", ".join(text for _, text in signals)
             if held < needed_now:
-                return False, f"continue: only {held} of {len(signals)} plateau signals held at {note}"
+                return (
+                    False,
+                    f"continue: only {held} of {len(signals)} plateau signals held at {note}",
+                )
             notes.insert(0, note)
         return True, (
             f"stop after epoch {n}: at least {min(self.signals_needed, available)} of {available} "

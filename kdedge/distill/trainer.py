@@ -46,6 +46,7 @@ CHECKPOINTS = "checkpoints"
 EVENTS_FILE = "events.jsonl"
 REPORT_FILE = "training_report.json"
 HARD_LABELS_ONLY = LossConfig(alpha=0.0)
+LOSS_TERMS = ("total", "hard", "kd", "rare")
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ def fit(
         model.train()
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         batches = _batches(lengths, config.batch_size, generator)
-        sums = {"total": 0.0, "hard": 0.0, "kd": 0.0, "rare": 0.0}
+        sums = torch.zeros(4, device=placement.device)  # total, hard, kd, rare (row-weighted)
         seen, t0 = 0, time.perf_counter()
         with explain_device_errors(placement):
             for rows in track(
@@ -264,10 +265,10 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 seen += len(rows)
+                step_terms = torch.stack([terms.total, terms.hard, terms.kd, terms.rare]).detach()
+                sums += step_terms * len(rows)  # stays on the device: no sync per step
                 if step % config.log_every == 0 or seen == len(train):
-                    values = {k: float(getattr(terms, k).detach()) for k in sums}
-                    for k, v in values.items():
-                        sums[k] += v * len(rows)
+                    values = dict(zip(LOSS_TERMS, step_terms.tolist(), strict=True))
                     elapsed = time.perf_counter() - t0
                     log.emit(
                         "kd_train_step",
@@ -287,6 +288,7 @@ def fit(
         if placement.name == "cuda":
             torch.cuda.synchronize()
         epoch_seconds = time.perf_counter() - t0
+        epoch_loss = [round(v / max(1, seen), 6) for v in sums.tolist()]
         throughput.append(len(train) / epoch_seconds)
 
         val_logits = predict_logits(
@@ -312,7 +314,10 @@ def fit(
         record = {
             "epoch": epoch,
             "stage": stage,
-            "loss_train": sums["total"] / max(1, seen) if seen else None,
+            "loss_train": epoch_loss[0] if seen else None,
+            "loss_hard": epoch_loss[1] if seen else None,
+            "loss_kd": epoch_loss[2] if seen else None,
+            "loss_rare": epoch_loss[3] if seen else None,
             "val_accuracy": metrics["accuracy"],
             "val_macro_f1": metrics["macro_f1"],
             "rare_class_recall": metrics.get("rare_class_recall"),

@@ -1,0 +1,153 @@
+"""Shared fixtures: a tiny intent dataset and a tiny BERT built from a config (offline, fast)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+INTENTS = {
+    "order_tracking": [
+        "where is my order",
+        "track my package",
+        "has my parcel shipped yet",
+        "order status please",
+        "when will my order arrive",
+    ],
+    "return_request": [
+        "i want to return this",
+        "how do i send it back",
+        "return the damaged book",
+        "refund for a return",
+        "start a return",
+    ],
+    "faq": [
+        "what are your opening hours",
+        "do you sell gift cards",
+        "membership benefits",
+        "store policy question",
+        "how does the loyalty program work",
+    ],
+    "escalation": [
+        "this is fraud call my lawyer",
+        "unauthorized charge i will sue",
+        "chargeback now manager",
+    ],
+    "out_of_scope": ["what is the weather", "tell me a joke", "write python code"],
+}
+WORDS = ["please", "now", "thanks", "today", "volume", "manga", "asap", "hey", "hello", "ok"]
+
+
+def make_rows(n_per_intent: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for label, phrases in INTENTS.items():
+        count = n_per_intent if label != "escalation" else max(3, n_per_intent // 4)
+        for i in range(count):
+            text = f"{rng.choice(WORDS)} {rng.choice(phrases)} {rng.choice(WORDS)} {i}"
+            rows.append({"text": text, "label": label})
+    rng.shuffle(rows)
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def raw_data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("raw")
+    unlabeled = [{"text": r["text"] + " extra"} for r in make_rows(6, seed=9)]
+    return {
+        "train": write_jsonl(root / "train.jsonl", make_rows(24, seed=1)),
+        "test": write_jsonl(root / "test.jsonl", make_rows(6, seed=2)),
+        "unlabeled": write_jsonl(root / "unlabeled.jsonl", unlabeled),
+    }
+
+
+@pytest.fixture(scope="session")
+def data_dir(raw_data, tmp_path_factory) -> Path:
+    from kdedge.data.prepare import prepare_dataset
+
+    out = tmp_path_factory.mktemp("data")
+    prepare_dataset(
+        raw_data["train"],
+        out_dir=out,
+        test_path=raw_data["test"],
+        unlabeled_paths=[raw_data["unlabeled"]],
+        split=(0.8, 0.1, 0.1),
+    )
+    return out
+
+
+def _tiny_tokenizer(texts: list[str]):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials)
+    )
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A 4-layer, hidden-32 BERT encoder with its own tokenizer, saved like a hub checkpoint."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    texts = [r["text"] for r in make_rows(30, seed=3)] + WORDS
+    tokenizer = _tiny_tokenizer(texts)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    out = tmp_path_factory.mktemp("tiny_base")
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_base, data_dir, tmp_path_factory) -> Path:
+    """A tiny teacher fine-tuned on the tiny data (a few seconds on CPU)."""
+    from kdedge.distill.device import resolve
+    from kdedge.distill.teacher import teach
+    from kdedge.distill.trainer import TrainConfig
+
+    out = tmp_path_factory.mktemp("teacher") / "teacher"
+    teach(
+        tiny_base,
+        data_dir,
+        out,
+        placement=resolve("cpu"),
+        config=TrainConfig(epochs=4, lr=3e-3, batch_size=16, early_stop=False),
+        max_length=32,
+    )
+    return out
