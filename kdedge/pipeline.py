@@ -144,6 +144,7 @@ def run_recipe(
             layers=s.layers,
             layer_map=s.layer_map,
             model=resolve_model(s.model, recipe) if s.model else None,
+            trim_vocab=s.trim_vocab,
         ),
         loss=LossConfig(alpha=d.alpha, temperature=d.temperature, rare_weight=d.rare_weight),
         config=TrainConfig(

@@ -57,6 +57,7 @@ class StudentSection:
     layers: int | None = None
     layer_map: tuple[int, ...] | None = None
     model: str | None = None
+    trim_vocab: bool = False
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,11 @@ def _rules(values: tuple[str, ...]):
 @click.option("--layers", type=int, help="Keep this many teacher layers  [default: half]")
 @click.option("--layer-map", help="Teacher layers to keep, e.g. 0,2,4.")
 @click.option("--student-model", help="Start from this pretrained checkpoint instead.")
+@click.option(
+    "--trim-vocab",
+    is_flag=True,
+    help="Keep only the embedding rows the data uses (smaller student; WordPiece tokenizers)",
+)
 @click.option("--alpha", default=0.7, show_default=True, help="Weight of KD; 0 = hard labels only.")
 @click.option("--temperature", "-T", default=4.0, show_default=True, help="KD temperature.")
 @click.option(
@@ -108,6 +113,7 @@ def command(
     layers,
     layer_map,
     student_model,
+    trim_vocab,
     alpha,
     temperature,
     rare_weight,
@@ -153,6 +159,7 @@ def command(
             layers=layers,
             layer_map=_ints(layer_map),
             model=resolve_model(student_model) if student_model else None,
+            trim_vocab=trim_vocab,
         ),
         loss=LossConfig(alpha=alpha, temperature=temperature, rare_weight=rare_weight),
         config=TrainConfig(

@@ -28,6 +28,7 @@ from kdedge.distill.models import (
 from kdedge.distill.student import default_layer_map, student_from_teacher
 from kdedge.distill.taxonomy import Taxonomy
 from kdedge.distill.trainer import CHECKPOINTS, EVENTS_FILE, TrainConfig, TrainResult, fit
+from kdedge.distill.vocab import trim_vocabulary
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
 
@@ -37,11 +38,14 @@ STUDENT_TRAINING = TrainConfig(epochs=8, batch_size=32, lr=1e-4, min_epochs=3)
 @dataclass(frozen=True)
 class StudentSpec:
     """How to get the student: keep ``layers`` teacher layers (or an explicit ``layer_map``),
-    or start from a pretrained checkpoint ``model`` (a base encoder or a classifier)."""
+    or start from a pretrained checkpoint ``model`` (a base encoder or a classifier).
+    ``trim_vocab`` keeps only the embedding rows the data uses (see
+    :func:`kdedge.distill.vocab.trim_vocabulary`; WordPiece tokenizers only)."""
 
     layers: int | None = None
     layer_map: tuple[int, ...] | None = None
     model: str | None = None
+    trim_vocab: bool = False
 
     def __post_init__(self) -> None:
         if self.model and (self.layers or self.layer_map):
@@ -140,6 +144,12 @@ def distill(
         loss=dataclasses.asdict(loss),
         **taxonomy.to_meta(),
     )
+    if student.trim_vocab:
+        # Every text the student will read in training, stage 1 and validation; teacher
+        # labels come from the teachers' own tokenizers and are unaffected.
+        clf, _ = trim_vocabulary(
+            clf, [e.text for e in [*data.train, *data.unlabeled, *data.validation]]
+        )
     out = Path(out_dir)
     if overwrite and not resume and out.exists():
         shutil.rmtree(out)

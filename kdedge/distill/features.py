@@ -81,14 +81,21 @@ def feature_distill(
             nn.init.eye_(proj.weight)
     params = list(student.model.parameters()) + list(projections.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, fused=placement.name == "cuda")
+    # Each model reads its own ids: a student with a trimmed vocabulary numbers the same
+    # tokens differently, but the sequences must correspond position by position.
     ids = encode(student.tokenizer, texts, student.max_length)
     teacher_ids = encode(teacher.tokenizer, texts, teacher.max_length)
-    if ids != teacher_ids:
+    mismatch = next(
+        (t for t, s, u in zip(texts, ids, teacher_ids, strict=True) if len(s) != len(u)), None
+    )
+    if mismatch is not None:
         raise ConfigError(
-            "feature distillation needs the student and teacher to tokenize identically; "
-            "use a student built from the teacher (layer map), or skip stage 1"
+            "feature distillation needs the student and teacher to tokenize identically "
+            f"(as many tokens per text), but they split {mismatch!r} differently; use a student "
+            "built from the teacher (layer map), or skip stage 1"
         )
     pad_id = student.tokenizer.pad_token_id
+    teacher_pad_id = teacher.tokenizer.pad_token_id
     hidden_pairs = [(0, 0)] + [(i + 1, t + 1) for i, t in enumerate(feature_map)]
     history: list[dict[str, Any]] = []
     generator = torch.Generator().manual_seed(seed)
@@ -101,9 +108,10 @@ def feature_distill(
                 batches, f"stage 1 features epoch {epoch}/{epochs}", total=len(batches)
             ):
                 input_ids, mask = pad_batch([ids[i] for i in rows], pad_id, device)
+                teacher_input, _ = pad_batch([teacher_ids[i] for i in rows], teacher_pad_id, device)
                 with torch.no_grad(), placement.autocast():
                     t_out = teacher.model(
-                        input_ids=input_ids,
+                        input_ids=teacher_input,
                         attention_mask=mask,
                         output_hidden_states=True,
                         output_attentions=True,

@@ -1,0 +1,225 @@
+"""Every command: --help shows an example; error paths give one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kdedge.cli import COMMANDS, cli, main
+
+
+def run(args: list[str], monkeypatch=None) -> tuple[int, str, str]:
+    """Invoke the real entry point (with its error handling) and capture the outcome."""
+    runner = CliRunner()
+    result = runner.invoke(_entry, args, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+import click  # noqa: E402
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def _entry(ctx: click.Context) -> None:
+    import sys
+
+    sys.argv = ["kdedge", *ctx.args]
+    main()
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_command_help_shows_an_example(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+    assert "kdedge " + name in result.output
+
+
+def test_top_level_help_lists_commands_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom kdedge.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['--help'])\nassert r.exit_code == 0\n"
+        "assert 'quickstart' in r.output and 'distill' in r.output\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_malformed_file_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hi", "label": "a"}\n{"text": "oops", label: b}\n')
+    code, _, err = run(["prepare", str(bad), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert f"{bad}:2" in err and "error:" in err
+    assert not (tmp_path / "out" / "train.jsonl").exists()
+
+
+def test_missing_model_directory(tmp_path, data_dir):
+    code, _, err = run(
+        [
+            "distill",
+            "--teacher",
+            str(tmp_path / "nope"),
+            "--data",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "s"),
+        ]
+    )
+    assert code == 2 and "does not exist" in err
+
+
+def test_unavailable_device(tmp_path, data_dir, tiny_teacher):
+    code, _, err = run(
+        ["evaluate", str(tiny_teacher), "--data", str(data_dir / "test.jsonl"), "--device", "cuda"]
+    )
+    assert code == 2 and "CUDA" in err and "--device" in err
+
+
+def test_unknown_label_in_test_data(tmp_path, tiny_teacher):
+    test = tmp_path / "test.jsonl"
+    test.write_text(
+        '{"text": "where is my order", "label": "order_tracking"}\n'
+        '{"text": "teleport me", "label": "teleportation"}\n'
+    )
+    code, _, err = run(["evaluate", str(tiny_teacher), "--data", str(test)])
+    assert code == 2 and f"{test}:2" in err and "teleportation" in err
+
+
+def test_empty_dataset(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    code, _, err = run(["prepare", str(empty), "--out", str(tmp_path / "out")])
+    assert code == 2 and "no rows" in err
+
+
+def test_bad_recipe_key(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[data]\ntrain = "x.jsonl"\ntrian = 1\n[teacher]\nbase = "minilm"\n')
+    code, _, err = run(["run", str(recipe)])
+    assert code == 2 and "trian" in err and "valid keys" in err
+
+
+def test_prepare_json_output(tmp_path, raw_data):
+    code, out, _ = run(
+        [
+            "prepare",
+            str(raw_data["train"]),
+            "--test",
+            str(raw_data["test"]),
+            "--out",
+            str(tmp_path / "d"),
+            "--json",
+        ]
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert set(report["counts"]) >= {"train", "validation", "test"}
+    assert (tmp_path / "d" / "labels.json").is_file()
+
+
+def test_label_then_distill_hits_the_cache(tmp_path, data_dir, tiny_teacher):
+    cache = tmp_path / "cache"
+    code, out, _ = run(
+        [
+            "label",
+            "--teacher",
+            str(tiny_teacher),
+            "--data",
+            str(data_dir),
+            "--cache",
+            str(cache),
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
+    assert code == 0
+    first = json.loads(out)
+    assert first["cache_misses"] == first["texts"] - (first["texts"] - first["cache_misses"])
+    assert first["cache_hits"] == 0 and first["cache_misses"] > 0
+    code, out, _ = run(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_teacher),
+            "--data",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "student"),
+            "--layers",
+            "2",
+            "--epochs",
+            "2",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "16",
+            "--cache",
+            str(cache),
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["labeling"]["cache_misses"] == 0 and report["labeling"]["cache_hits"] > 0
+    assert (tmp_path / "student" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "student" / "labels.json").read_text())["labels"]
+
+
+def test_calibrate_and_evaluate_gates_exit_code(tmp_path, data_dir, tiny_teacher):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_teacher, model)
+    code, out, _ = run(
+        ["calibrate", str(model), "--data", str(data_dir / "validation.jsonl"), "--json"]
+    )
+    assert code == 0 and json.loads(out)["temperature"] > 0
+    assert (model / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[gates]\naccuracy = { min = 0.999 }\n")
+    code, out, _ = run(
+        [
+            "evaluate",
+            str(model),
+            "--data",
+            str(data_dir / "test.jsonl"),
+            "--gates",
+            str(strict),
+            "--latency-samples",
+            "3",
+            "--json",
+        ]
+    )
+    assert code == 1
+    assert json.loads(out)["passed"] is False
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text("[gates]\naccuracy = { min = 0.0 }\n")
+    code, _, _ = run(
+        [
+            "evaluate",
+            str(model),
+            "--data",
+            str(data_dir / "test.jsonl"),
+            "--gates",
+            str(lenient),
+            "--latency-samples",
+            "0",
+        ]
+    )
+    assert code == 0
+
+
+def test_cli_module_exists_for_every_command():
+    for module, _ in COMMANDS.values():
+        assert (Path(__file__).parents[2] / (module.replace(".", "/") + ".py")).is_file()
