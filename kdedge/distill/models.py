@@ -64,7 +64,10 @@ def _source(path: str | Path) -> tuple[str, bool]:
         return str(p), True
     if _HUB_ID.match(str(path)) and not str(path).startswith((".", "/")):
         return str(path), False  # an explicit hub id: downloading is what the user asked for
-    raise ModelError(f"model directory {p} does not exist")
+    raise ModelError(
+        f"model directory {p} does not exist. Fix: pass a local folder written by `kdedge teach`"
+        " / `kdedge distill` or by save_pretrained (or 'minilm' for the bundled encoder)"
+    )
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
