@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from kdedge.cli.console import emit_json, rich_tracker, stdout
-from kdedge.cli.options import device_option, json_option, precision_option, quiet_option
+from kdedge.cli.options import compute_options
 
 
 @click.command("calibrate")
@@ -20,10 +20,7 @@ from kdedge.cli.options import device_option, json_option, precision_option, qui
 )
 @click.option("--bins", default=15, show_default=True, help="ECE bins.")
 @click.option("--no-plot", is_flag=True, help="Skip the reliability diagram PNG.")
-@device_option
-@precision_option
-@quiet_option
-@json_option
+@compute_options
 def command(model_dir, data, bins, no_plot, device, precision, quiet, as_json):
     """Fit a softmax temperature on a holdout and save it with the model.
 

@@ -7,14 +7,7 @@ from pathlib import Path
 import click
 
 from kdedge.cli.console import emit_json, megabytes, rich_tracker, stdout
-from kdedge.cli.options import (
-    device_option,
-    json_option,
-    overwrite_option,
-    precision_option,
-    quiet_option,
-    resume_option,
-)
+from kdedge.cli.options import compute_options, overwrite_option, resume_option
 from kdedge.cli.render import render_training
 
 
@@ -100,12 +93,9 @@ def _rules(values: tuple[str, ...]):
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), help="Logit cache  [default: DATA/cache]")
-@device_option
-@precision_option
+@compute_options
 @resume_option
 @overwrite_option
-@quiet_option
-@json_option
 def command(
     teachers,
     data,

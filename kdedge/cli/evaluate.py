@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kdedge.cli.console import emit_json, rich_tracker
-from kdedge.cli.options import device_option, json_option, precision_option, quiet_option
+from kdedge.cli.options import compute_options
 from kdedge.cli.render import render_confusions, render_evaluations
 
 
@@ -28,10 +28,7 @@ from kdedge.cli.render import render_confusions, render_evaluations
     "--latency-samples", default=100, show_default=True, help="Batch-1 CPU latency calls (0 skips)."
 )
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the JSON report here.")
-@device_option
-@precision_option
-@quiet_option
-@json_option
+@compute_options
 def command(
     model_dirs,
     data,

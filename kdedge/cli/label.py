@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from kdedge.cli.console import emit_json, rich_tracker, stdout
-from kdedge.cli.options import device_option, json_option, precision_option, quiet_option
+from kdedge.cli.options import compute_options
 
 
 @click.command("label")
@@ -29,10 +29,7 @@ from kdedge.cli.options import device_option, json_option, precision_option, qui
 )
 @click.option("--batch-size", default=256, show_default=True)
 @click.option("--refresh", is_flag=True, help="Drop these teachers' cached logits and recompute.")
-@device_option
-@precision_option
-@quiet_option
-@json_option
+@compute_options
 def command(teachers, data, cache, batch_size, refresh, device, precision, quiet, as_json):
     """Run teacher(s) once over every text of a prepared dataset into the logit cache.
 

@@ -24,3 +24,10 @@ resume_option = click.option(
     "--resume", is_flag=True, help="Continue an interrupted run in --out from its last epoch."
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+
+
+def compute_options(command):
+    """--device, --precision, --quiet and --json: the options of every command that computes."""
+    for option in (json_option, quiet_option, precision_option, device_option):
+        command = option(command)
+    return command

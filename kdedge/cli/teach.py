@@ -7,14 +7,7 @@ from pathlib import Path
 import click
 
 from kdedge.cli.console import emit_json, rich_tracker
-from kdedge.cli.options import (
-    device_option,
-    json_option,
-    overwrite_option,
-    precision_option,
-    quiet_option,
-    resume_option,
-)
+from kdedge.cli.options import compute_options, overwrite_option, resume_option
 from kdedge.cli.render import render_training
 
 
@@ -38,12 +31,9 @@ from kdedge.cli.render import render_training
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--max-length", default=64, show_default=True, help="Tokens per text (truncated).")
 @click.option("--seed", default=0, show_default=True)
-@device_option
-@precision_option
+@compute_options
 @resume_option
 @overwrite_option
-@quiet_option
-@json_option
 def command(
     base,
     data,

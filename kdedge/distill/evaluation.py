@@ -36,10 +36,24 @@ CALIBRATION_FILE = "calibration.json"
 RELIABILITY_PNG = "reliability.png"
 
 
-def _labeled(path: str | Path, clf: Classifier) -> list[Example]:
-    examples = load_examples(path, require_labels=True)
+def _predict_labeled(
+    model_dir: str | Path, data: str | Path, placement: Placement, track: Tracker, description: str
+) -> tuple[Classifier, list[Example], np.ndarray, np.ndarray]:
+    """Load a model and a labeled file; return (model, rows, logits [N, C], gold [N])."""
+    clf = load_classifier(model_dir)
+    examples = load_examples(data, require_labels=True)
     check_labels(examples, clf.labels)
-    return examples
+    logits = predict_logits(
+        clf.model,
+        clf.tokenizer,
+        [e.text for e in examples],
+        placement,
+        max_length=clf.max_length,
+        track=track,
+        description=description,
+    )
+    gold = np.array(clf.labels.indices([e.label for e in examples]))
+    return clf, examples, logits, gold
 
 
 def calibrate_model(
@@ -56,18 +70,7 @@ def calibrate_model(
     Also writes ``calibration.json`` and a reliability diagram (``reliability.png``) into
     the model directory. The holdout must not be the data the model was trained on.
     """
-    clf = load_classifier(model_dir)
-    examples = _labeled(holdout, clf)
-    logits = predict_logits(
-        clf.model,
-        clf.tokenizer,
-        [e.text for e in examples],
-        placement,
-        max_length=clf.max_length,
-        track=track,
-        description="calibration holdout",
-    )
-    gold = np.array(clf.labels.indices([e.label for e in examples]))
+    _, _, logits, gold = _predict_labeled(model_dir, holdout, placement, track, "calibrating")
     result = calibrate(logits, gold, n_bins=n_bins)
     model_dir = Path(model_dir)
     update_meta(model_dir, temperature=result.temperature, calibration=result.to_dict())
@@ -130,21 +133,10 @@ def evaluate_model(
     track: Tracker = silent,
 ) -> EvaluationReport:
     """Evaluate with the calibrated temperature; rare/OOS labels default to the model's own."""
-    clf = load_classifier(model_dir)
-    examples = _labeled(data, clf)
+    clf, examples, logits, gold = _predict_labeled(model_dir, data, placement, track, "evaluating")
     saved = Taxonomy.from_meta(clf.meta)
     rare = list(rare_labels) if rare_labels is not None else list(saved.rare_labels)
     oos = oos_label or saved.oos_label
-    logits = predict_logits(
-        clf.model,
-        clf.tokenizer,
-        [e.text for e in examples],
-        placement,
-        max_length=clf.max_length,
-        track=track,
-        description="evaluating",
-    )
-    gold = np.array(clf.labels.indices([e.label for e in examples]))
     report = classification_report(
         softmax(logits, clf.temperature),
         gold,
