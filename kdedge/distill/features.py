@@ -21,7 +21,7 @@ from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.distill.events import EventLog
 from kdedge.distill.inference import encode, pad_batch
 from kdedge.distill.losses import attention_mse, hidden_mse
-from kdedge.distill.models import Classifier
+from kdedge.distill.models import Classifier, quiet_transformers
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
 
@@ -41,6 +41,7 @@ def _eager(model: Any) -> None:
         model.set_attn_implementation("eager")
 
 
+@quiet_transformers()
 def feature_distill(
     student: Classifier,
     teacher: Classifier,

@@ -7,9 +7,11 @@ calibration temperature, provenance). Directories are written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,19 @@ class Classifier:
 
 def _transformers() -> Any:
     return require("transformers", "train", "Loading and training models")
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' expected notices (a fresh head is 'newly initialized', SDPA
+    falling back to eager attention) while keeping real errors."""
+    logging = _transformers().logging
+    previous = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
 
 
 def _source(path: str | Path) -> tuple[str, bool]:
@@ -90,6 +105,7 @@ def _labels_from_config(config: Any) -> LabelSet | None:
     return LabelSet(tuple(names))
 
 
+@quiet_transformers()
 def load_classifier(path: str | Path, *, eager_attention: bool = False) -> Classifier:
     """Load a sequence classifier (teacher or student) from a local directory.
 
@@ -122,6 +138,7 @@ def load_classifier(path: str | Path, *, eager_attention: bool = False) -> Class
     return Classifier(model, tokenizer, labels, meta, Path(name) if local else None)
 
 
+@quiet_transformers()
 def load_encoder_for_classification(path: str | Path, labels: LabelSet) -> Classifier:
     """Load a base encoder (e.g. all-MiniLM-L6-v2) with a fresh head for ``labels``."""
     transformers = _transformers()
