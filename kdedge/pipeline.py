@@ -112,7 +112,7 @@ def run_recipe(
                     lr=t.lr,
                     batch_size=t.batch_size,
                     seed=t.seed,
-                    min_epochs=min(3, t.epochs),
+                    min_epochs=max(3, t.epochs // 2),
                 ),
                 max_length=t.max_length,
                 resume=resume,

@@ -68,7 +68,7 @@ def command(
         out,
         placement=resolve(device, precision),
         config=TrainConfig(
-            epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, min_epochs=min(3, epochs)
+            epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, min_epochs=max(3, epochs // 2)
         ),
         max_length=max_length,
         resume=resume,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from kdedge.data.io import check_labels
 from kdedge.data.prepare import load_prepared
 from kdedge.data.records import Example
@@ -136,6 +138,7 @@ def distill(
         )
         teacher_train, teacher_val = probs[: len(train)], probs[len(train) :]
 
+    torch.manual_seed(config.seed)  # a pretrained student gets a freshly initialised head
     clf = build_student(first, student)
     clf.meta.update(
         role="student",

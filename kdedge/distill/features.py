@@ -69,6 +69,7 @@ def feature_distill(
     if not texts:
         raise ConfigError("feature distillation needs text; the data is empty")
     device = placement.device
+    torch.manual_seed(seed)  # projections and dropout draw from the global generator
     for model in (student.model, teacher.model):
         _eager(model)
     teacher.model.to(device).eval()

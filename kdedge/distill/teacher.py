@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from kdedge.data.prepare import load_prepared
 from kdedge.distill.device import Placement
 from kdedge.distill.models import load_encoder_for_classification
@@ -32,6 +34,7 @@ def teach(
     hard labels only (it has no teacher of its own).
     """
     data = load_prepared(data_dir)
+    torch.manual_seed(config.seed)  # the new classification head is initialised on load
     teacher = load_encoder_for_classification(base_model, data.labels)
     taxonomy = Taxonomy.infer(data)
     teacher.meta.update(role="teacher", max_length=max_length, **taxonomy.to_meta())

@@ -212,3 +212,16 @@ def test_missing_model_directory_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match=r"config\.json"):
         load_classifier(tmp_path / "empty")
+
+
+def test_same_seed_same_teacher(tmp_path, tiny_base, data_dir):
+    from safetensors.torch import load_file
+
+    from kdedge.distill.teacher import teach
+
+    config = TrainConfig(epochs=1, batch_size=16, lr=3e-3, early_stop=False)
+    for name in ("a", "b"):
+        teach(tiny_base, data_dir, tmp_path / name, placement=CPU, config=config, max_length=32)
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert all((a[k] == b[k]).all() for k in a)
