@@ -59,11 +59,9 @@ def run_recipe(
     """Run every stage of ``recipe``; completed stages are skipped when ``resume`` is set."""
     from kdedge.data.prepare import load_prepared, prepare_dataset
     from kdedge.distill.device import resolve
-    from kdedge.distill.distillation import StudentSpec, distill
     from kdedge.distill.evaluation import calibrate_model, evaluate_model
     from kdedge.distill.gates import Gates
-    from kdedge.distill.labeling import RiskRule, label_texts
-    from kdedge.distill.losses import LossConfig
+    from kdedge.distill.labeling import label_texts
     from kdedge.distill.teacher import teach
     from kdedge.distill.trainer import TrainConfig
 
@@ -124,7 +122,6 @@ def run_recipe(
     else:
         teachers = [resolve_model(m, recipe) for m in t.models]
 
-    d = recipe.distill
     data = load_prepared(data_dir)
     texts = [e.text for e in (*data.train, *data.unlabeled, *data.validation, *data.test)]
     labeled = label_texts(teachers, texts, data_dir / "cache", placement, track=track)
@@ -134,7 +131,51 @@ def run_recipe(
     if recipe.evaluate.gates:
         gates = Gates.from_toml(recipe.path(recipe.evaluate.gates))
     student_dir = root / "student"
-    s = recipe.student
+    if resume and (student_dir / "config.json").is_file():
+        done("distill", {"skipped": "student already distilled", "out_dir": str(student_dir)})
+    else:
+        _distill_stage(
+            recipe, teachers, data_dir, student_dir, placement, gates, resume, track, done
+        )
+
+    holdout = data_dir / "validation.jsonl"
+    test = data_dir / "test.jsonl"
+    for role, model_dir in (("teacher", Path(teachers[0])), ("student", student_dir)):
+        if role == "teacher" and not t.base:
+            calibration = None  # never rewrite a teacher the user brought
+        else:
+            calibration = calibrate_model(model_dir, holdout, placement, track=track).to_dict()
+            done(f"calibrate_{role}", calibration)
+        report = evaluate_model(
+            model_dir,
+            test,
+            placement,
+            gates=gates,
+            latency_samples=recipe.evaluate.latency_samples,
+            track=track,
+        )
+        done(f"evaluate_{role}", report.to_dict())
+    return result
+
+
+def _distill_stage(
+    recipe: Recipe,
+    teachers: list[str],
+    data_dir: Path,
+    student_dir: Path,
+    placement: Any,
+    gates: Any,
+    resume: bool,
+    track: Tracker,
+    done: Callable[[str, dict[str, Any]], None],
+) -> None:
+    """The distill stage of :func:`run_recipe`, with the recipe's student and loss settings."""
+    from kdedge.distill.distillation import StudentSpec, distill
+    from kdedge.distill.labeling import RiskRule
+    from kdedge.distill.losses import LossConfig
+    from kdedge.distill.trainer import TrainConfig
+
+    s, d, t = recipe.student, recipe.distill, recipe.teacher
     distilled = distill(
         teachers,
         data_dir,
@@ -167,22 +208,3 @@ def run_recipe(
         track=track,
     )
     done("distill", distilled.to_dict())
-
-    holdout = data_dir / "validation.jsonl"
-    test = data_dir / "test.jsonl"
-    for role, model_dir in (("teacher", Path(teachers[0])), ("student", student_dir)):
-        if role == "teacher" and not t.base:
-            calibration = None  # never rewrite a teacher the user brought
-        else:
-            calibration = calibrate_model(model_dir, holdout, placement, track=track).to_dict()
-            done(f"calibrate_{role}", calibration)
-        report = evaluate_model(
-            model_dir,
-            test,
-            placement,
-            gates=gates,
-            latency_samples=recipe.evaluate.latency_samples,
-            track=track,
-        )
-        done(f"evaluate_{role}", report.to_dict())
-    return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -57,5 +56,5 @@ def command(workdir, device, quiet, as_json):
             f"student model: {recipe.root / 'student'}  ·  full report: "
             f"{recipe.root / 'pipeline_report.json'}"
         )
-    if not result.passed:
-        sys.exit(1)
+    if not result.passed:  # a demo reports the verdict; `kdedge run` turns it into exit 1
+        stdout.print("[yellow]the student did not pass every gate of the recipe (see above)[/]")
