@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -72,7 +71,3 @@ def percent(value: float | None) -> str:
 
 def megabytes(n: int | None) -> str:
     return "—" if n is None else f"{n / 1e6:.1f} MB"
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()

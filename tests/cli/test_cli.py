@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from kdedge.cli import COMMANDS, cli, main
 
 
-def run(args: list[str], monkeypatch=None) -> tuple[int, str, str]:
-    """Invoke the real entry point (with its error handling) and capture the outcome."""
-    runner = CliRunner()
-    result = runner.invoke(_entry, args, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
-import click  # noqa: E402
-
-
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def _entry(ctx: click.Context) -> None:
-    import sys
-
+    """Call the real console entry point, which owns error formatting and exit codes."""
     sys.argv = ["kdedge", *ctx.args]
     main()
+
+
+def run(args: list[str]) -> tuple[int, str, str]:
+    """Run ``kdedge ARGS`` in-process; return (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(_entry, args, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))
