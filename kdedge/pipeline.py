@@ -122,8 +122,7 @@ def run_recipe(
     else:
         teachers = [resolve_model(m, recipe) for m in t.models]
 
-    data = load_prepared(data_dir)
-    texts = [e.text for e in (*data.train, *data.unlabeled, *data.validation, *data.test)]
+    texts = load_prepared(data_dir).all_texts()
     labeled = label_texts(teachers, texts, data_dir / "cache", placement, track=track)
     done("label", labeled.report.to_dict())
 

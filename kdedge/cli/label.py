@@ -45,9 +45,7 @@ def command(teachers, data, cache, batch_size, refresh, device, precision, quiet
     from kdedge.distill.labeling import label_texts
 
     prepared = load_prepared(data)
-    texts = [
-        e.text for e in (*prepared.train, *prepared.unlabeled, *prepared.validation, *prepared.test)
-    ]
+    texts = prepared.all_texts()
     result = label_texts(
         list(teachers),
         texts,

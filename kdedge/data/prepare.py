@@ -69,6 +69,11 @@ class PreparedData:
     unlabeled: list[Example]
     labels: LabelSet
 
+    def all_texts(self) -> list[str]:
+        """Every text of every split: what `kdedge label` caches, so that any later
+        `distill` on this data finds all of its teacher logits in the cache."""
+        return [e.text for e in (*self.train, *self.unlabeled, *self.validation, *self.test)]
+
 
 @dataclass
 class _Tally:

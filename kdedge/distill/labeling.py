@@ -19,7 +19,7 @@ from kdedge.data.labels import LabelSet
 from kdedge.distill.cache import LogitCache, TeacherKey
 from kdedge.distill.device import Placement
 from kdedge.distill.inference import predict_logits
-from kdedge.distill.metrics import softmax
+from kdedge.distill.metrics import mean_entropy, softmax
 from kdedge.distill.models import fingerprint, load_classifier, tokenizer_fingerprint
 from kdedge.errors import ConfigError, ModelError
 from kdedge.progress import Tracker, silent
@@ -131,7 +131,6 @@ def label_texts(
     stacked = np.stack(per_teacher)[:, [position[t] for t in texts]]  # [K, N, C]
     seconds = time.perf_counter() - start
     probs = softmax(stacked.reshape(-1, stacked.shape[-1])) if stacked.size else np.zeros((0, 1))
-    entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(-1) if probs.size else np.zeros(0)
     report = LabelingReport(
         teachers=[str(t) for t in teacher_dirs],
         texts=len(texts),
@@ -139,7 +138,7 @@ def label_texts(
         cache_misses=misses,
         seconds=round(seconds, 3),
         samples_per_sec=round(misses / seconds, 1) if misses and seconds > 0 else 0.0,
-        teacher_entropy_mean=round(float(entropy.mean()), 4) if entropy.size else 0.0,
+        teacher_entropy_mean=round(mean_entropy(probs), 4),
         low_confidence_fraction=round(float((probs.max(-1) < LOW_CONFIDENCE).mean()), 4)
         if probs.size
         else 0.0,

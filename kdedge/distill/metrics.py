@@ -48,6 +48,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def mean_entropy(probs: np.ndarray) -> float:
+    """Mean Shannon entropy (nats) of probability rows; 0.0 for no rows."""
+    if not len(probs):
+        return 0.0
+    return float(-(probs * np.log(np.clip(probs, NLL_EPS, None))).sum(-1).mean())
+
+
 def validate_gold(gold: np.ndarray, n_rows: int, n_classes: int) -> np.ndarray:
     """Return ``gold`` as an int64 vector of class indices, or raise :class:`DataError`."""
     g = np.asarray(gold)

@@ -37,7 +37,7 @@ from kdedge.distill.losses import (
     kd_loss,
     rare_class_weights,
 )
-from kdedge.distill.metrics import classification_report, softmax
+from kdedge.distill.metrics import classification_report, mean_entropy, softmax
 from kdedge.distill.models import Classifier, save_classifier
 from kdedge.errors import ConfigError, DataError
 from kdedge.progress import Tracker, silent
@@ -140,12 +140,6 @@ def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: 
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _entropy(probs: np.ndarray) -> float:
-    return (
-        float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(-1).mean()) if len(probs) else 0.0
-    )
 
 
 def evaluate_logits(
@@ -325,8 +319,8 @@ def fit(
             "oos_recall": metrics.get("oos_recall"),
             "val_ece": metrics["ece"],
             "val_kd_loss": val_kd,
-            "student_entropy_mean": round(_entropy(softmax(val_logits)), 4),
-            "teacher_entropy_mean": round(_entropy(teacher_val), 4)
+            "student_entropy_mean": round(mean_entropy(softmax(val_logits)), 4),
+            "teacher_entropy_mean": round(mean_entropy(teacher_val), 4)
             if teacher_val is not None
             else None,
             "samples_per_sec": round(throughput[-1], 1),
@@ -418,11 +412,16 @@ def _gpu_mem_gb(placement: Placement) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
-def _write_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
+def _save_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
+    """Write ``state`` as ``directory/model.safetensors`` (``directory`` is a temp dir)."""
     from safetensors.torch import save_file
 
+    save_file({k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
+
+
+def _write_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
     with atomic_dir(directory) as tmp:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+        _save_weights(tmp, state)
 
 
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -440,9 +439,7 @@ def _save_state(
 ) -> None:
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     with atomic_dir(ckpt_dir / "last") as tmp:
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+        _save_weights(tmp, state)
         torch.save(
             {
                 "optimizer": optimizer.state_dict(),
