@@ -1,0 +1,52 @@
+"""Tokenization for the runtime with the ``tokenizers`` library alone (no transformers).
+
+The bundle's ``tokenizer.json`` is the one transformers saved with the model, so ids match
+training exactly; export checks that on its probe set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kdedge.errors import ModelError
+
+
+def pad_ids(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad to the longest row: input_ids [B, L] and attention_mask [B, L], int64."""
+    width = max(len(row) for row in ids)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
+class Tokenizer:
+    """Encode texts into padded ``input_ids`` / ``attention_mask`` arrays (int64)."""
+
+    def __init__(self, path: str | Path, max_length: int) -> None:
+        from tokenizers import Tokenizer as _Tokenizer
+
+        try:
+            self._tok = _Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on malformed files
+            raise ModelError(f"cannot read tokenizer {path}: {exc}") from exc
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_length)
+        self.max_length = max_length
+        pad = self._tok.token_to_id("[PAD]")
+        self.pad_id = 0 if pad is None else pad
+
+    def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, with special tokens, truncated to ``max_length``."""
+        return [e.ids for e in self._tok.encode_batch(list(texts))]
+
+    def pad(self, ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        return pad_ids(ids, self.pad_id)
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self.pad(self.ids(texts))
