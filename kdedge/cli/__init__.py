@@ -26,6 +26,11 @@ COMMANDS = {
     "calibrate": ("kdedge.cli.calibrate", "Fit a temperature on a holdout; ECE before/after."),
     "evaluate": ("kdedge.cli.evaluate", "Metrics and release gates on labeled data."),
     "run": ("kdedge.cli.run", "Run every stage from one TOML recipe."),
+    "export": (
+        "kdedge.cli.export",
+        "Convert to ONNX / OpenVINO / GGUF, prove parity, write a bundle.",
+    ),
+    "inspect": ("kdedge.cli.inspect", "Show and verify a bundle's manifest."),
 }
 
 

@@ -101,10 +101,17 @@ class OnnxInt8Dynamic:
                 _fp32_source(inp),
                 out_dir / MODEL_FILE,
                 op_types_to_quantize=INT8_OPS,
+                per_channel=inp.options.per_channel,
                 weight_type=QuantType.QInt8,
             )
         return Converted(
-            _files(out_dir), {"quantization": "dynamic", "weight_type": "QInt8", "ops": INT8_OPS}
+            _files(out_dir),
+            {
+                "quantization": "dynamic",
+                "weight_type": "QInt8",
+                "per_channel": inp.options.per_channel,
+                "ops": INT8_OPS,
+            },
         )
 
 

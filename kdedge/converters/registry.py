@@ -39,7 +39,7 @@ FORMATS: dict[str, FormatSpec] = {
             "onnx-int8",
             "kdedge.converters.onnx:OnnxInt8Dynamic",
             *_ONNX,
-            "ONNX INT8, dynamic quantization: weights int8, activations quantized per call",
+            "ONNX INT8, dynamic: int8 weights, activations quantized per call",
         ),
         FormatSpec(
             "onnx-int8-static",
@@ -52,7 +52,7 @@ FORMATS: dict[str, FormatSpec] = {
             "openvino-int8",
             "kdedge.converters.openvino:OpenVinoInt8Static",
             *_OV_Q,
-            "OpenVINO IR INT8 via NNCF, full static: activation ranges from --calibration-data",
+            "OpenVINO INT8 via NNCF, static: activation ranges from --calibration-data",
         ),
         FormatSpec(
             "openvino-int8-wo",
@@ -66,7 +66,7 @@ FORMATS: dict[str, FormatSpec] = {
             "gguf-q4_k_m",
             "kdedge.converters.gguf:GgufQ4KM",
             *_GGUF,
-            "GGUF Q4_K_M (llama.cpp; rows not divisible by 256 fall back to other types)",
+            "GGUF Q4_K_M (llama.cpp; rows not divisible by 256 use other types)",
         ),
     )
 }

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdedge.distill.models import Classifier
+from kdedge.distill.models import Classifier, quiet_transformers
 
 INPUTS = ("input_ids", "attention_mask")
 
@@ -60,12 +60,14 @@ def numpy_batches(
 def quiet_tracing() -> Iterator[None]:
     """Tracers and exporters warn about internals a user cannot act on (deprecated
     tracer APIs, constant folding, optional torchvision ops); keep their output clean."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo")]
+    # root: onnxruntime's quantizer logs advice there ("consider pre-processing")
+    names = ("torch.onnx", "torch.export", "torch._dynamo", None)
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_transformers():
             warnings.simplefilter("ignore")
             yield
     finally:

@@ -1,0 +1,180 @@
+"""``kdedge export``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kdedge.cli.console import emit_json, info, megabytes, percent, rich_tracker, stdout
+from kdedge.cli.options import json_option, overwrite_option, quiet_option
+from kdedge.converters.registry import FORMATS
+
+
+def _format_help() -> str:
+    return "\n".join(f"  {name:<18} {spec.summary}" for name, spec in FORMATS.items())
+
+
+def _select(ctx, param, value):
+    if value is None:
+        return None
+    rule, budget = value
+    if rule != "fastest-within":
+        raise click.BadParameter(f"unknown rule '{rule}'; use: fastest-within POINTS")
+    try:
+        return float(budget)
+    except ValueError:
+        raise click.BadParameter(f"'{budget}' is not a number of accuracy points") from None
+
+
+@click.command("export", epilog="\b\nFormats:\n" + _format_help())
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option(
+    "-f",
+    "--format",
+    "formats",
+    multiple=True,
+    required=True,
+    metavar="FORMAT",
+    help="Artifact to build; repeat for several (list below).",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory.")
+@click.option(
+    "--eval-data",
+    type=click.Path(path_type=Path),
+    help="Labeled JSONL/CSV: accuracy and ECE of every artifact against torch.",
+)
+@click.option(
+    "--calibration-data",
+    type=click.Path(path_type=Path),
+    help="Texts for static INT8 activation ranges (labels ignored), e.g. validation.jsonl.",
+)
+@click.option(
+    "--calibration-size", default=300, show_default=True, help="Calibration texts used at most."
+)
+@click.option(
+    "--per-tensor",
+    is_flag=True,
+    help="Static ONNX INT8 with one weight scale per tensor (default: per channel).",
+)
+@click.option(
+    "--select",
+    nargs=2,
+    callback=_select,
+    metavar="fastest-within POINTS",
+    help="Ship only the fastest passing artifact that loses at most POINTS accuracy.",
+)
+@click.option(
+    "--keep-failed",
+    is_flag=True,
+    help="Ship artifacts that miss their tolerance too, marked 'failed' in the manifest.",
+)
+@overwrite_option
+@quiet_option
+@json_option
+def command(
+    model_dir,
+    formats,
+    out,
+    eval_data,
+    calibration_data,
+    calibration_size,
+    per_tensor,
+    select,
+    keep_failed,
+    overwrite,
+    quiet,
+    as_json,
+):
+    """Convert a model directory into verified artifacts, packed in one bundle.
+
+    Every artifact is run on a fixed probe set and on --eval-data beside the torch model;
+    one that misses its format's tolerance is left out and the command exits 1.
+
+    \b
+    Example:
+      kdedge export student/ -f onnx -f onnx-int8 -f openvino-int8 -f gguf-q8_0 \\
+          --eval-data data/test.jsonl --calibration-data data/validation.jsonl --out bundle/
+      kdedge inspect bundle/
+    """
+    from kdedge.converters.base import ExportOptions
+    from kdedge.converters.export import export_bundle
+
+    report = export_bundle(
+        model_dir,
+        formats,
+        out,
+        eval_data=eval_data,
+        calibration_data=calibration_data,
+        keep_failed=keep_failed,
+        select_within=select,
+        options=ExportOptions(per_channel=not per_tensor, calibration_size=calibration_size),
+        overwrite=overwrite,
+        track=rich_tracker(quiet),
+    )
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _render(report)
+    unshipped = [r for r in report.failed if not r.shipped]
+    if unshipped:
+        sys.exit(1)
+
+
+def _render(report) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report.model_dir} → {report.out_dir or '(no bundle written)'}")
+    table.add_column("artifact", no_wrap=True)
+    for col in ("size", "|Δlogit|", "agree", "accuracy", "Δ acc", "ECE", "p50"):
+        table.add_column(col, justify="right")
+    table.add_column("result")
+    table.add_row(
+        "torch (reference)",
+        megabytes(report.torch_size_bytes),
+        "—",
+        "—",
+        percent(report.torch_accuracy),
+        "—",
+        "—",
+        "—",
+        "",
+    )
+    for r in report.results:
+        p = r.parity
+        mark = "★ " if r.selected else ""
+        if p is None:
+            table.add_row(mark + r.name, *["—"] * 7, f"[red]error[/]: {r.error}")
+            continue
+        verdict = "[green]pass[/]" if r.status == "passed" else f"[red]FAIL[/]: {r.reason}"
+        if r.status != "passed" and r.shipped:
+            verdict += " (kept)"
+        table.add_row(
+            mark + r.name,
+            megabytes(r.size_bytes),
+            f"{p.max_abs_logit:.2g}",
+            percent(p.agreement),
+            percent(p.accuracy),
+            "—" if p.accuracy_drop_points is None else f"{-p.accuracy_drop_points:+.2f}",
+            "—" if p.ece is None else f"{p.ece:.4f}",
+            "—" if p.latency_ms_p50 is None else f"{p.latency_ms_p50:.2f} ms",
+            verdict,
+        )
+    stdout.print(table)
+    for r in report.results:
+        for warning in r.warnings:
+            info(f"[yellow]{r.name}:[/] {warning}")
+    if report.selection:
+        chosen = report.selection.get("selected")
+        info(
+            f"{report.selection['rule']}: "
+            + (
+                f"shipping {chosen}"
+                if chosen
+                else "no artifact qualified; shipping the passing ones"
+            )
+        )
+    for r in report.failed:
+        if not r.shipped:
+            info(f"[red]{r.name} not shipped:[/] {r.reason}")

@@ -1,0 +1,83 @@
+"""``kdedge inspect``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kdedge.cli.console import emit_json, megabytes, percent, stdout
+
+
+@click.command("inspect")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--no-verify", is_flag=True, help="Skip checking file sizes and sha256.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def command(bundle, no_verify, as_json):
+    """Show a bundle's manifest: labels, calibration, router defaults, artifacts, evidence.
+
+    Files are checked against their sha256 first, so a damaged bundle is reported here
+    rather than at load time in production.
+
+    \b
+    Example:
+      kdedge inspect bundle/
+    """
+    from kdedge.runtimes.bundle import load_bundle, read_manifest
+
+    manifest = read_manifest(bundle) if no_verify else load_bundle(bundle)
+    if as_json:
+        emit_json(manifest.to_dict())
+        return
+    from rich.table import Table
+
+    labels = ", ".join(manifest.labels)
+    stdout.print(
+        f"[bold]{bundle}[/] · schema v{manifest.schema_version} · task {manifest.task}"
+        f" · {len(manifest.labels)} labels: {labels if len(labels) < 160 else labels[:157] + '…'}"
+    )
+    cal = manifest.calibration
+    stdout.print(
+        f"tokenizer {manifest.tokenizer.path} · max length {manifest.max_length}"
+        f" · temperature {manifest.temperature:.3f}"
+        + (f" (ECE {cal['ece_before']:.4f} → {cal['ece_after']:.4f})" if "ece_after" in cal else "")
+    )
+    router = manifest.router
+    stdout.print(
+        "router defaults: "
+        + " · ".join(f"{k}={v}" for k, v in router.items() if v not in (None, [], ""))
+    )
+    gates = manifest.gates
+    if gates:
+        stdout.print(
+            f"gates: promotable={gates.get('promotable')}"
+            + (f" · failures: {'; '.join(gates['failures'])}" if gates.get("failures") else "")
+        )
+    table = Table(title="Artifacts" + ("" if no_verify else " (sha256 verified)"))
+    table.add_column("artifact", no_wrap=True)
+    for col in ("size", "|Δlogit|", "agree", "accuracy", "Δ acc"):
+        table.add_column(col, justify="right")
+    table.add_column("ECE", justify="right")
+    table.add_column("status", no_wrap=True)
+    for a in manifest.artifacts:
+        p = a.parity
+        drop = p.get("accuracy_drop_points")
+        status = "[green]passed[/]" if a.status == "passed" else "[red]failed (kept)[/]"
+        if manifest.selection.get("selected") == a.name:
+            status += " ★ selected"
+        table.add_row(
+            a.name,
+            megabytes(a.size_bytes),
+            f"{p.get('max_abs_logit', float('nan')):.2g}",
+            percent(p.get("agreement")),
+            percent(p.get("accuracy")),
+            "—" if drop is None else f"{-drop:+.2f}",
+            "—" if p.get("ece") is None else f"{p['ece']:.4f}",
+            status,
+        )
+    stdout.print(table)
+    prov = manifest.provenance
+    stdout.print(
+        f"from {prov.get('source_model')} (sha256 {str(prov.get('source_sha256'))[:12]}…)"
+        f" · kdedge {prov.get('kdedge_version')} · {prov.get('created')}"
+    )
