@@ -56,7 +56,7 @@ def _select(ctx, param, value):
 @click.option(
     "--per-tensor",
     is_flag=True,
-    help="Static ONNX INT8 with one weight scale per tensor (default: per channel).",
+    help="ONNX INT8 with one weight scale per tensor (default: one per output channel).",
 )
 @click.option(
     "--select",

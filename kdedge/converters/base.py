@@ -35,7 +35,7 @@ class Tolerance:
 class ExportOptions:
     """Knobs shared by the converters that use them."""
 
-    per_channel: bool = True  # static INT8: one weight scale per output channel
+    per_channel: bool = True  # ONNX INT8: one weight scale per output channel
     calibration_size: int = 300  # texts used to collect activation ranges
     opset: int = 18
 
