@@ -25,7 +25,7 @@ from kdedge import __version__
 from kdedge.atomic import atomic_dir
 from kdedge.converters.base import ConvertInput, ExportOptions
 from kdedge.converters.parity import PROBE_TEXTS, ParityReport, Reference, batched_logits, check
-from kdedge.converters.registry import get_format, load_converter
+from kdedge.converters.registry import get_format, known_formats, load_converter
 from kdedge.data.io import check_labels, load_examples
 from kdedge.distill.models import Classifier, fingerprint, load_classifier, size_on_disk
 from kdedge.distill.taxonomy import Taxonomy
@@ -188,7 +188,7 @@ def export_bundle(
     options = options or ExportOptions()
     formats = list(dict.fromkeys(formats))
     if not formats:
-        raise ConfigError("no --format given; choose from " + ", ".join(_known()))
+        raise ConfigError("no --format given; choose from " + ", ".join(known_formats()))
     specs = [get_format(f) for f in formats]  # unknown names fail before any work
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ConfigError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
@@ -346,9 +346,3 @@ def _select(results: list[ArtifactResult], budget: float) -> dict[str, Any]:
         "candidates": [r.name for r in eligible],
         "latency": "median batch-1 time at export (indicative; use `kdedge bench` to decide)",
     }
-
-
-def _known() -> list[str]:
-    from kdedge.converters.registry import known_formats
-
-    return list(known_formats())

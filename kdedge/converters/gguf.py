@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ import numpy as np
 from kdedge.converters.base import Converted, ConvertInput, Tolerance
 from kdedge.distill.models import Classifier
 from kdedge.errors import ConfigError, ModelError
+from kdedge.runtimes.backends.llamacpp import run_worker
 
 MODEL_FILE = "model.gguf"
 SUPPORTED = ("bert",)
@@ -151,10 +150,7 @@ def tensor_types(path: Path) -> dict[str, str]:
 
 def quantize(source: Path, target: Path, ftype: str) -> None:
     """Run llama.cpp's quantizer in a subprocess (it aborts on inputs it rejects)."""
-    cmd = [sys.executable, "-m", "kdedge.runtimes.backends.llamacpp", "quantize"]
-    proc = subprocess.run(
-        [*cmd, str(source), str(target), ftype], capture_output=True, text=True, check=False
-    )
+    proc = run_worker("quantize", str(source), str(target), ftype)
     if proc.returncode != 0 or not target.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise ModelError(

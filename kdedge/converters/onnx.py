@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +41,7 @@ def export_fp32(inp: ConvertInput, path: Path) -> Path:
     shapes = {name: {0: batch, 1: sequence} for name in INPUTS}
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     path.parent.mkdir(parents=True, exist_ok=True)
-    with quiet_tracing(), contextlib.redirect_stdout(io.StringIO()):
+    with quiet_tracing():
         try:
             torch.onnx.export(
                 model,

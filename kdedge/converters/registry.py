@@ -21,51 +21,51 @@ from kdedge.extras import require
 class FormatSpec:
     name: str
     entry: str  # "module:attr" of a Converter class
-    extras: tuple[str, ...]  # kdedge extras the converter and its parity check need
-    modules: tuple[str, ...]  # the Python packages those extras install
+    # (Python package, kdedge extra that installs it) for the converter and its parity check
+    requires: tuple[tuple[str, str], ...]
     summary: str
 
 
-_ONNX = (("onnx",), ("onnx", "onnxscript", "onnxruntime"))
-_OV = (("openvino",), ("openvino",))
-_OV_Q = (("openvino",), ("openvino", "nncf"))
-_GGUF = (("gguf", "llamacpp"), ("gguf", "llama_cpp"))
+_ONNX = (("onnx", "onnx"), ("onnxscript", "onnx"), ("onnxruntime", "onnx"))
+_OV = (("openvino", "openvino"),)
+_OV_Q = (("openvino", "openvino"), ("nncf", "openvino"))
+_GGUF = (("gguf", "gguf"), ("llama_cpp", "llamacpp"))
 
 FORMATS: dict[str, FormatSpec] = {
     spec.name: spec
     for spec in (
-        FormatSpec("onnx", "kdedge.converters.onnx:OnnxFP32", *_ONNX, "ONNX FP32 (onnxruntime)"),
+        FormatSpec("onnx", "kdedge.converters.onnx:OnnxFP32", _ONNX, "ONNX FP32 (onnxruntime)"),
         FormatSpec(
             "onnx-int8",
             "kdedge.converters.onnx:OnnxInt8Dynamic",
-            *_ONNX,
+            _ONNX,
             "ONNX INT8, dynamic: int8 weights, activations quantized per call",
         ),
         FormatSpec(
             "onnx-int8-static",
             "kdedge.converters.onnx:OnnxInt8Static",
-            *_ONNX,
+            _ONNX,
             "ONNX INT8, static QDQ: activation ranges from --calibration-data",
         ),
-        FormatSpec("openvino", "kdedge.converters.openvino:OpenVinoFP32", *_OV, "OpenVINO IR FP32"),
+        FormatSpec("openvino", "kdedge.converters.openvino:OpenVinoFP32", _OV, "OpenVINO IR FP32"),
         FormatSpec(
             "openvino-int8",
             "kdedge.converters.openvino:OpenVinoInt8Static",
-            *_OV_Q,
+            _OV_Q,
             "OpenVINO INT8 via NNCF, static: activation ranges from --calibration-data",
         ),
         FormatSpec(
             "openvino-int8-wo",
             "kdedge.converters.openvino:OpenVinoInt8WeightOnly",
-            *_OV_Q,
+            _OV_Q,
             "OpenVINO IR with INT8 weights only via NNCF (no calibration data)",
         ),
-        FormatSpec("gguf-f16", "kdedge.converters.gguf:GgufF16", *_GGUF, "GGUF F16 (llama.cpp)"),
-        FormatSpec("gguf-q8_0", "kdedge.converters.gguf:GgufQ8_0", *_GGUF, "GGUF Q8_0 (llama.cpp)"),
+        FormatSpec("gguf-f16", "kdedge.converters.gguf:GgufF16", _GGUF, "GGUF F16 (llama.cpp)"),
+        FormatSpec("gguf-q8_0", "kdedge.converters.gguf:GgufQ8_0", _GGUF, "GGUF Q8_0 (llama.cpp)"),
         FormatSpec(
             "gguf-q4_k_m",
             "kdedge.converters.gguf:GgufQ4KM",
-            *_GGUF,
+            _GGUF,
             "GGUF Q4_K_M (llama.cpp; rows not divisible by 256 use other types)",
         ),
     )
@@ -95,8 +95,7 @@ def get_format(name: str) -> FormatSpec:
 def load_converter(name: str) -> Converter:
     """Instantiate the converter for ``name``; a missing dependency names its extra."""
     spec = get_format(name)
-    for module in spec.modules:
-        extra = spec.extras[-1] if module == "llama_cpp" else spec.extras[0]
+    for module, extra in spec.requires:
         require(module, extra, f"Exporting '{name}'")
     module_name, _, attr = spec.entry.partition(":")
     return getattr(importlib.import_module(module_name), attr)()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -58,8 +59,9 @@ def numpy_batches(
 
 @contextlib.contextmanager
 def quiet_tracing() -> Iterator[None]:
-    """Tracers and exporters warn about internals a user cannot act on (deprecated
-    tracer APIs, constant folding, optional torchvision ops); keep their output clean."""
+    """Tracers, exporters and quantizers warn about internals a user cannot act on
+    (deprecated tracer APIs, constant folding, optional torchvision ops) and some print
+    progress on stdout, which the CLI owns (``--json``); keep all of that out."""
     # root: onnxruntime's quantizer logs advice there ("consider pre-processing")
     names = ("torch.onnx", "torch.export", "torch._dynamo", None)
     loggers = [logging.getLogger(n) for n in names]
@@ -67,7 +69,11 @@ def quiet_tracing() -> Iterator[None]:
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), quiet_transformers():
+        with (
+            warnings.catch_warnings(),
+            quiet_transformers(),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:

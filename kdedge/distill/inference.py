@@ -10,6 +10,7 @@ import torch
 
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.progress import Tracker, silent
+from kdedge.runtimes.tokenizer import pad_ids
 
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -22,12 +23,8 @@ def pad_batch(
     ids: Sequence[Sequence[int]], pad_id: int, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad to the longest row. Returns input_ids [B, L] and attention_mask [B, L]."""
-    width = max(len(row) for row in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, row in enumerate(ids):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
+    ids_np, mask_np = pad_ids(ids, pad_id)  # the runtime's padding, so both agree exactly
+    input_ids, mask = torch.from_numpy(ids_np), torch.from_numpy(mask_np)
     if device is not None:
         input_ids, mask = (
             input_ids.to(device, non_blocking=True),

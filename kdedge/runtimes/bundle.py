@@ -25,7 +25,7 @@ TOKENIZER = "tokenizer.json"
 SCHEMA_VERSION = 1
 KIND = "kdedge-bundle"
 # Formats whose loaders may execute code when reading: never shipped, never loaded.
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin.pt", ".joblib", ".npy")
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib", ".npy")
 
 
 def sha256_file(path: str | Path) -> str:

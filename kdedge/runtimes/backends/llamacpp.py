@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -78,6 +79,18 @@ class LlamaCppBackend:
         rows = [row[mask.astype(bool)].tolist() for row, mask in pairs]
         with self._lock:
             return np.stack([self._one(r) for r in rows]).astype(np.float32)
+
+
+def run_worker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run this module's command line in a fresh interpreter, so that a llama.cpp abort
+    ends that process and not the caller's."""
+    return subprocess.run(
+        [sys.executable, "-m", "kdedge.runtimes.backends.llamacpp", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _quantize(source: str, target: str, ftype: str) -> int:
