@@ -31,6 +31,12 @@ COMMANDS = {
         "Convert to ONNX / OpenVINO / GGUF, prove parity, write a bundle.",
     ),
     "inspect": ("kdedge.cli.inspect", "Show and verify a bundle's manifest."),
+    "predict": (
+        "kdedge.cli.predict",
+        "Predict with a bundle, torch-free: label, confidence, route.",
+    ),
+    "serve": ("kdedge.cli.serve", "Serve a bundle over HTTP: /predict, /healthz, /metrics."),
+    "route": ("kdedge.cli.route", "Fit router thresholds on a holdout; price them at a traffic."),
 }
 
 

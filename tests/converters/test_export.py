@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.converters.conftest import ALL_FORMATS
+from tests.conftest import ALL_FORMATS
 
 
 def test_every_format_passes_its_tolerance(exported):

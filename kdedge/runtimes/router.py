@@ -1,0 +1,237 @@
+"""The two-stage confidence/risk router (seed 000, failure C).
+
+Stage 1, risk: a message whose calibrated probability mass on the risk labels reaches
+``risk_threshold``, or that matches a risk rule (a regular expression), goes to the teacher
+(``fallback``) whatever the student's confidence. Stage 2, confidence: a message the student
+is unsure about (top probability below ``confidence_threshold``) gets the
+``low_confidence_action``: a clarifying question (``clarify``) or a fallback. Everything else
+is answered by the student (``answer``).
+
+A fallback budget caps the teacher share over a sliding window of recent decisions: once
+``max_fallback_rate`` is reached, further fallbacks degrade to ``clarify`` (reason
+``budget_exceeded``), which never lets the student answer a message it should not.
+
+:func:`plan_routes` is the vectorised core shared by the online :class:`Router` and by
+``kdedge route fit``, so the thresholds fitted offline route identically online.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+from kdedge.errors import ConfigError
+
+ROUTES = ("answer", "clarify", "fallback")
+ANSWER, CLARIFY, FALLBACK = 0, 1, 2
+LOW_CONFIDENCE_ACTIONS = ("clarify", "fallback")
+# Manifest keys that describe the taxonomy for people; the router does not act on them.
+INFORMATIONAL_KEYS = frozenset({"oos_label", "rare_labels"})
+
+
+@dataclass(frozen=True)
+class RouterPolicy:
+    """Thresholds and rules; stored in the bundle manifest's ``router`` section (no secrets)."""
+
+    confidence_threshold: float = 0.5
+    risk_threshold: float = 0.5
+    risk_labels: tuple[str, ...] = ()
+    risk_patterns: tuple[str, ...] = ()  # case-insensitive regular expressions
+    low_confidence_action: str = "clarify"
+    max_fallback_rate: float | None = 0.2  # None: no budget
+    budget_window: int = 1000  # decisions in the sliding window
+    budget_min_events: int = 20  # the budget is enforced once the window holds this many
+    clarify_top_k: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("confidence_threshold", "risk_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.01:
+                raise ConfigError(f"router {name} must be in [0, 1], got {value}")
+        if self.low_confidence_action not in LOW_CONFIDENCE_ACTIONS:
+            raise ConfigError(
+                f"router low_confidence_action must be one of {', '.join(LOW_CONFIDENCE_ACTIONS)},"
+                f" got {self.low_confidence_action!r}"
+            )
+        rate = self.max_fallback_rate
+        if rate is not None and not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"router max_fallback_rate must be in [0, 1] or null, got {rate}")
+        if self.budget_window < 1 or self.clarify_top_k < 1:
+            raise ConfigError("router budget_window and clarify_top_k must be at least 1")
+        for pattern in self.risk_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"router risk pattern {pattern!r} is not a regex: {exc}") from exc
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "router policy") -> RouterPolicy:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known - INFORMATIONAL_KEYS
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(sorted(known))}"
+            )
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("risk_labels", "risk_patterns"):
+            if key in values:
+                values[key] = tuple(values[key] or ())
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["risk_labels"] = list(self.risk_labels)
+        d["risk_patterns"] = list(self.risk_patterns)
+        return d
+
+    def with_overrides(self, **changes: Any) -> RouterPolicy:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def plan_routes(
+    confidence: np.ndarray,
+    risk: np.ndarray,
+    rule_hit: np.ndarray,
+    confidence_threshold: float,
+    risk_threshold: float,
+    low_confidence_action: str,
+) -> np.ndarray:
+    """Route codes (ANSWER, CLARIFY, FALLBACK) for each message, before any budget."""
+    low = FALLBACK if low_confidence_action == "fallback" else CLARIFY
+    routes = np.where(confidence < confidence_threshold, low, ANSWER)
+    return np.where(rule_hit | (risk >= risk_threshold), FALLBACK, routes).astype(np.int8)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where one message goes and why."""
+
+    route: str  # answer | clarify | fallback
+    reason: str  # confident | low_confidence | risk_label | risk_rule | budget_exceeded
+    risk: float  # calibrated probability mass on the risk labels
+    risk_hits: tuple[str, ...] = ()  # risk rules that matched the text
+    candidates: tuple[tuple[str, float], ...] = ()  # top labels with probabilities
+
+
+@dataclass
+class _Budget:
+    """Fallbacks granted over the last ``window`` decisions."""
+
+    window: int
+    rate: float | None
+    min_events: int
+    events: deque[bool] = field(default_factory=deque)
+    fallbacks: int = 0
+
+    def allow(self) -> bool:
+        if self.rate is None:
+            return True
+        n = len(self.events) + 1
+        return n < self.min_events or (self.fallbacks + 1) / n <= self.rate
+
+    def add(self, fallback: bool) -> None:
+        self.events.append(fallback)
+        self.fallbacks += fallback
+        if len(self.events) > self.window:
+            self.fallbacks -= self.events.popleft()
+
+    @property
+    def current_rate(self) -> float:
+        return self.fallbacks / len(self.events) if self.events else 0.0
+
+
+class Router:
+    """Routes calibrated probabilities; thread-safe (the budget window is shared)."""
+
+    def __init__(self, policy: RouterPolicy, labels: Sequence[str]) -> None:
+        self.policy = policy
+        self.labels = tuple(labels)
+        missing = [label for label in policy.risk_labels if label not in self.labels]
+        if missing:
+            raise ConfigError(
+                f"router risk label(s) {', '.join(missing)} are not labels of this model; "
+                f"labels: {', '.join(self.labels[:20])}{' …' if len(self.labels) > 20 else ''}"
+            )
+        self._risk_index = np.array(
+            [self.labels.index(label) for label in policy.risk_labels], dtype=np.int64
+        )
+        self._rules = [re.compile(p, re.IGNORECASE) for p in policy.risk_patterns]
+        self._lock = threading.Lock()
+        self._budget = _Budget(
+            policy.budget_window, policy.max_fallback_rate, policy.budget_min_events
+        )
+        self._counts: Counter[str] = Counter()
+
+    def risk_scores(self, probs: np.ndarray) -> np.ndarray:
+        """Probability mass on the risk labels, [B]."""
+        if self._risk_index.size == 0:
+            return np.zeros(len(probs), dtype=np.float32)
+        return probs[:, self._risk_index].sum(axis=1)
+
+    def rule_hits(self, text: str) -> tuple[str, ...]:
+        return tuple(rule.pattern for rule in self._rules if rule.search(text))
+
+    def route(self, texts: Sequence[str], probs: np.ndarray) -> list[Decision]:
+        """Decide for a batch of texts and their calibrated probabilities [B, C]."""
+        p = self.policy
+        risk = self.risk_scores(probs)
+        hits = [self.rule_hits(t) for t in texts]
+        codes = plan_routes(
+            probs.max(axis=1),
+            risk if self._risk_index.size else np.full(len(texts), -1.0),
+            np.array([bool(h) for h in hits], dtype=bool),
+            p.confidence_threshold,
+            p.risk_threshold,
+            p.low_confidence_action,
+        )
+        k = min(p.clarify_top_k, probs.shape[1])
+        top = np.argsort(-probs, axis=1)[:, :k]
+        decisions = []
+        with self._lock:
+            for i, code in enumerate(codes):
+                if code == FALLBACK:
+                    reason = (
+                        "risk_rule"
+                        if hits[i]
+                        else "risk_label"
+                        if risk[i] >= p.risk_threshold
+                        else "low_confidence"
+                    )
+                    if not self._budget.allow():
+                        code, reason = CLARIFY, "budget_exceeded"
+                else:
+                    reason = "confident" if code == ANSWER else "low_confidence"
+                self._budget.add(code == FALLBACK)
+                route = ROUTES[code]
+                self._counts[f"{route}:{reason}"] += 1
+                candidates = tuple((self.labels[j], float(probs[i, j])) for j in top[i])
+                decisions.append(Decision(route, reason, float(risk[i]), hits[i], candidates))
+        return decisions
+
+    def stats(self) -> dict[str, Any]:
+        """Decisions by route and reason, and the fallback rate in the current window."""
+        with self._lock:
+            return {
+                "decisions": dict(self._counts),
+                "budget_exceeded": self._counts.get("clarify:budget_exceeded", 0),
+                "window_fallback_rate": round(float(self._budget.current_rate), 4),
+                "window_events": len(self._budget.events),
+            }
+
+
+def clarifying_question(candidates: Sequence[tuple[str, float]]) -> str:
+    """A short question naming the top candidate intents, for the app to show or adapt."""
+    names = [label.replace("_", " ") for label, _ in candidates]
+    if len(names) == 1:
+        return f"Just to check: is this about {names[0]}?"
+    return f"Just to check: is this about {', '.join(names[:-1])} or {names[-1]}?"

@@ -1,0 +1,364 @@
+"""Load a bundle and predict: tokenizer -> backend -> calibrated probabilities -> router.
+
+::
+
+    from kdedge.runtimes import load
+    rt = load("bundle/")
+    p = rt.predict("where is my order?")
+    p.label, p.confidence, p.route          # 'order_tracking', 0.97, 'answer'
+
+A :class:`Runtime` is thread-safe: one instance serves any number of threads. With a
+fallback target (the teacher) it calls it for ``fallback`` routes; when that call fails the
+message is routed to ``clarify`` instead and the failure is counted, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kdedge.errors import ConfigError, KdedgeError
+from kdedge.runtimes.backends import Backend, open_backend
+from kdedge.runtimes.bundle import Artifact, Manifest, load_bundle, read_manifest
+from kdedge.runtimes.router import Decision, Router, RouterPolicy, clarifying_question
+from kdedge.runtimes.selection import choose_artifact
+from kdedge.runtimes.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from kdedge.runtimes.fallback import FallbackAnswer, FallbackTarget
+    from kdedge.runtimes.requestlog import TieredLog
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` in float64, [B, C]."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One routed prediction.
+
+    ``label`` is the final answer: the student's, or the teacher's after a fallback.
+    ``confidence`` and ``probs`` are always the student's calibrated probabilities.
+    """
+
+    label: str
+    confidence: float
+    probs: np.ndarray = field(repr=False)  # [C] calibrated, in the order of labels
+    labels: tuple[str, ...] = field(repr=False)
+    route: str = "answer"  # answer | clarify | fallback
+    reason: str = "confident"
+    student_label: str = ""
+    source: str = "student"  # student | teacher
+    risk: float = 0.0
+    risk_hits: tuple[str, ...] = ()
+    candidates: tuple[tuple[str, float], ...] = ()
+    clarify: str | None = None  # the question to ask when route == "clarify"
+    fallback: FallbackAnswer | None = None
+    fallback_error: str | None = None  # the failure kind when the teacher call failed
+    latency_ms: float = 0.0
+    artifact: str = ""
+    id: str = ""
+
+    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
+        order = np.argsort(-self.probs)[:k]
+        return [(self.labels[i], float(self.probs[i])) for i in order]
+
+    def to_dict(self, *, top_k: int = 3, probs: bool = False) -> dict[str, Any]:
+        """JSON-ready view (what ``kdedge predict --json`` and ``/predict`` return)."""
+        d: dict[str, Any] = {
+            "id": self.id,
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "route": self.route,
+            "reason": self.reason,
+            "student_label": self.student_label,
+            "source": self.source,
+            "risk": round(self.risk, 6),
+            "top_k": [{"label": lbl, "prob": round(p, 6)} for lbl, p in self.top_k(top_k)],
+            "latency_ms": round(self.latency_ms, 3),
+            "artifact": self.artifact,
+        }
+        if self.risk_hits:
+            d["risk_hits"] = list(self.risk_hits)
+        if self.clarify is not None:
+            d["clarify"] = self.clarify
+        if self.fallback is not None:
+            d["fallback"] = self.fallback.to_dict()
+        if self.fallback_error is not None:
+            d["fallback_error"] = self.fallback_error
+        if probs:
+            d["probs"] = {
+                lbl: round(float(p), 6) for lbl, p in zip(self.labels, self.probs, strict=True)
+            }
+        return d
+
+
+class Runtime:
+    """A loaded bundle: one artifact on one backend, a tokenizer, a router."""
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        artifact: Artifact,
+        backend: Backend,
+        tokenizer: Tokenizer,
+        router: Router,
+        *,
+        why: str = "",
+        fallback: FallbackTarget | None = None,
+        low_cost: FallbackTarget | None = None,
+        log: TieredLog | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.artifact = artifact
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.router = router
+        self.why = why
+        self.fallback = fallback
+        self.low_cost = low_cost
+        self.log = log
+        self.batch_size = batch_size
+        self.labels = manifest.labels
+        self.temperature = manifest.temperature
+        # Dynamic INT8 takes its activation range over the whole batch (padding included),
+        # so a message's result would depend on its batch neighbours: run it one at a time.
+        self.row_by_row = artifact.details.get("quantization") == "dynamic"
+
+    # -- the student ---------------------------------------------------------------------
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits [B, C] (float32), run in chunks of ``batch_size``."""
+        if isinstance(texts, str):
+            raise TypeError("logits() takes a list of texts; use predict() for one text")
+        out = [np.zeros((0, len(self.labels)), dtype=np.float32)]
+        step = 1 if self.row_by_row else self.batch_size
+        for start in range(0, len(texts), step):
+            ids, mask = self.tokenizer(texts[start : start + step])
+            out.append(self.backend.logits(ids, mask))
+        return np.concatenate(out)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities [B, C]: softmax of logits / the bundle's temperature."""
+        return softmax(self.logits(texts), self.temperature)
+
+    # -- routed predictions --------------------------------------------------------------
+    def predict(self, text: str, *, route: bool = True) -> Prediction:
+        """Predict one text; with ``route=False`` the student always answers."""
+        return self.predict_batch([text], route=route)[0]
+
+    def predict_batch(self, texts: Sequence[str], *, route: bool = True) -> list[Prediction]:
+        start = time.perf_counter()
+        probs, decisions = self._student(texts, route)
+        results = []
+        for text, row, decision in zip(texts, probs, decisions, strict=True):
+            answer, error = None, None
+            target = self._target(decision)
+            if target is not None:
+                try:
+                    answer = target.classify(text, self.labels)
+                except KdedgeError as exc:
+                    error = getattr(exc, "kind", type(exc).__name__)
+            results.append(self._finish(text, row, decision, answer, error, start))
+        return results
+
+    async def apredict(self, text: str, *, route: bool = True) -> Prediction:
+        """Async :meth:`predict`: the student runs in a worker thread, the teacher call is
+        awaited on the event loop."""
+        start = time.perf_counter()
+        probs, decisions = await asyncio.to_thread(self._student, [text], route)
+        answer, error = None, None
+        target = self._target(decisions[0])
+        if target is not None:
+            try:
+                answer = await target.aclassify(text, self.labels)
+            except KdedgeError as exc:
+                error = getattr(exc, "kind", type(exc).__name__)
+        return self._finish(text, probs[0], decisions[0], answer, error, start)
+
+    def _student(self, texts: Sequence[str], route: bool) -> tuple[np.ndarray, list[Decision]]:
+        if isinstance(texts, str):
+            raise TypeError("predict_batch() takes a list of texts; use predict() for one text")
+        probs = self.probabilities(texts)
+        if route:
+            return probs, self.router.route(texts, probs)
+        top = probs.argmax(axis=1)
+        return probs, [
+            Decision("answer", "unrouted", 0.0, (), ((self.labels[i], float(probs[n, i])),))
+            for n, i in enumerate(top)
+        ]
+
+    def _target(self, decision: Decision) -> FallbackTarget | None:
+        if decision.route != "fallback":
+            return None
+        if decision.reason == "low_confidence" and self.low_cost is not None:
+            return self.low_cost
+        return self.fallback
+
+    def _finish(
+        self,
+        text: str,
+        probs: np.ndarray,
+        decision: Decision,
+        answer: FallbackAnswer | None,
+        error: str | None,
+        start: float,
+    ) -> Prediction:
+        top = int(probs.argmax())
+        student = self.labels[top]
+        route, reason, label, source = decision.route, decision.reason, student, "student"
+        if answer is not None and answer.label is not None:
+            label, source = answer.label, "teacher"
+        elif error is not None:
+            # the teacher could not be reached or gave an unusable answer: never let the
+            # student answer a message routed away from it; ask instead
+            route, reason = "clarify", "fallback_failed"
+        prediction = Prediction(
+            label=label,
+            confidence=float(probs[top]),
+            probs=probs,
+            labels=self.labels,
+            route=route,
+            reason=reason,
+            student_label=student,
+            source=source,
+            risk=decision.risk,
+            risk_hits=decision.risk_hits,
+            candidates=decision.candidates,
+            clarify=clarifying_question(decision.candidates) if route == "clarify" else None,
+            fallback=answer,
+            fallback_error=error,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            artifact=self.artifact.name,
+            id=uuid.uuid4().hex[:16],
+        )
+        if self.log is not None:
+            self.log.record(prediction, text)
+        return prediction
+
+    # -- introspection -------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.root),
+            "artifact": self.artifact.name,
+            "backend": self.backend.name,
+            "precision": self.artifact.precision,
+            "why": self.why,
+            "labels": len(self.labels),
+            "temperature": self.temperature,
+            "policy": self.router.policy.to_dict(),
+            "fallback": getattr(self.fallback, "name", None),
+            "low_cost": getattr(self.low_cost, "name", None),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"router": self.router.stats()}
+        for name, target in (("fallback", self.fallback), ("low_cost", self.low_cost)):
+            if target is not None:
+                out[name] = target.stats()
+        if self.log is not None:
+            out["log"] = self.log.stats()
+        return out
+
+    def close(self) -> None:
+        for target in (self.fallback, self.low_cost):
+            if target is not None:
+                target.close()
+        if self.log is not None:
+            self.log.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_policy(
+    source: RouterPolicy | Mapping[str, Any] | str | Path | None, manifest: Manifest
+) -> RouterPolicy:
+    """The router policy: given, read from a JSON file, or the bundle manifest's defaults."""
+    if isinstance(source, RouterPolicy):
+        return source
+    if source is None:
+        return RouterPolicy.from_dict(manifest.router, "manifest.json router")
+    if isinstance(source, Mapping):
+        return RouterPolicy.from_dict(source)
+    path = Path(source)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"router policy file {path} does not exist") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"router policy file {path} is not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and "policy" in data:  # a `kdedge route fit` report
+        data = data["policy"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"router policy file {path} must hold a JSON object")
+    return RouterPolicy.from_dict(data, str(path))
+
+
+def load(
+    bundle: str | Path,
+    *,
+    artifact: str | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    policy: RouterPolicy | Mapping[str, Any] | str | Path | None = None,
+    fallback: FallbackTarget | None = None,
+    low_cost: FallbackTarget | None = None,
+    log: TieredLog | None = None,
+    verify: bool = True,
+    batch_size: int = 32,
+) -> Runtime:
+    """Open a bundle for inference.
+
+    Picks the fastest passing artifact whose engine is installed and whose target hints
+    fit this host, unless ``artifact`` (a name such as ``"onnx-int8"``) or ``backend``
+    (``onnxruntime``, ``openvino``, ``llamacpp``) says otherwise. ``verify`` checks the
+    sha256 of the tokenizer and of the chosen artifact's files before anything is loaded.
+    ``fallback`` is called for ``fallback`` routes; ``low_cost`` (when given) instead of it
+    for low-confidence ones.
+    """
+    root = Path(bundle)
+    manifest = read_manifest(root)
+    if manifest.task != "intent":
+        raise ConfigError(
+            f"{root}: task '{manifest.task}' bundles are not served by this runtime yet "
+            "(intent classifiers are)"
+        )
+    choice = choose_artifact(manifest, artifact=artifact, backend=backend)
+    if verify:
+        load_bundle(root, artifacts=[choice.artifact.name])
+    router = Router(read_policy(policy, manifest), manifest.labels)
+    tokenizer = Tokenizer(root / manifest.tokenizer.path, manifest.max_length)
+    engine = open_backend(
+        choice.artifact.backend, root / choice.artifact.main_file, threads=threads
+    )
+    return Runtime(
+        root,
+        manifest,
+        choice.artifact,
+        engine,
+        tokenizer,
+        router,
+        why=choice.why,
+        fallback=fallback,
+        low_cost=low_cost,
+        log=log,
+        batch_size=batch_size,
+    )
