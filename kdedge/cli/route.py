@@ -21,7 +21,14 @@ METRICS = (
 
 @click.group("route")
 def command():
-    """Fit the confidence/risk router on a holdout, and price its rates at your traffic."""
+    """Fit the confidence/risk router on a holdout, and price its rates at your traffic.
+
+    \b
+    Examples:
+      kdedge route fit bundle/ --data val.jsonl --target-fallback-rate 0.05 --out policy.json
+      kdedge route simulate --report policy.json --requests-per-day 10e6 \\
+          --student-cost 0.0002 --teacher-cost 0.003
+    """
 
 
 @command.command("fit")
@@ -199,7 +206,7 @@ def _render_fit(report: dict, out: Path | None, applied: bool) -> None:
             title=f"{name}: router vs plain threshold "
             f"(confidence < {fit['plain_threshold']['confidence_threshold']:.4f})"
         )
-        table.add_column("policy")
+        table.add_column("policy", no_wrap=True)
         for _, title in METRICS:
             table.add_column(title, justify="right")
         for label, m in (
@@ -306,28 +313,20 @@ def simulate(
         title=f"{requests_per_day:,.0f} requests/day · student ${student_cost}"
         f" · teacher ${teacher_cost} per call"
     )
-    for col in (
-        "scenario",
-        "fallback",
-        "teacher calls/day",
-        "cost/day",
-        "cost/month",
-        f"vs {first}/month",
-        "bad outcomes/day",
-        "unsafe/day",
-    ):
-        table.add_column(col, justify="left" if col == "scenario" else "right")
-    for name, r in results.items():
-        table.add_row(
-            name,
-            percent(r["fallback_rate"]),
-            f"{r['teacher_calls_per_day']:,.0f}",
-            f"${r['cost_per_day']:,.2f}",
-            f"${r['cost_per_month']:,.2f}",
-            f"{r['vs_' + first]['cost_per_month']:+,.2f}",
-            _count(r.get("bad_outcomes_per_day")),
-            _count(r.get("unsafe_false_accepts_per_day")),
-        )
+    table.add_column("", no_wrap=True)
+    for name in results:
+        table.add_column(name, justify="right", no_wrap=True)
+    rows = [
+        ("fallback rate", lambda r: percent(r["fallback_rate"])),
+        ("teacher calls/day", lambda r: f"{r['teacher_calls_per_day']:,.0f}"),
+        ("cost/day", lambda r: f"${r['cost_per_day']:,.2f}"),
+        ("cost/month", lambda r: f"${r['cost_per_month']:,.2f}"),
+        (f"vs {first}, /month", lambda r: f"{r['vs_' + first]['cost_per_month']:+,.2f}"),
+        ("bad outcomes/day", lambda r: _count(r.get("bad_outcomes_per_day"))),
+        ("unsafe accepts/day", lambda r: _count(r.get("unsafe_false_accepts_per_day"))),
+    ]
+    for title, cell in rows:
+        table.add_row(title, *(cell(r) for r in results.values()))
     stdout.print(table)
 
 
