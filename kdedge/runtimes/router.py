@@ -11,8 +11,9 @@ A fallback budget caps the teacher share over a sliding window of recent decisio
 ``max_fallback_rate`` is reached, further fallbacks degrade to ``clarify`` (reason
 ``budget_exceeded``), which never lets the student answer a message it should not.
 
-:func:`plan_routes` is the vectorised core shared by the online :class:`Router` and by
-``kdedge route fit``, so the thresholds fitted offline route identically online.
+:func:`plan_route` decides one message online; :func:`plan_routes` is its vectorised twin
+that ``kdedge route fit`` evaluates thousands of threshold pairs with (a test proves that
+the two agree, so thresholds fitted offline route identically online).
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ class RouterPolicy:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+def plan_route(confidence: float, at_risk: bool, rule_hit: bool, policy: RouterPolicy) -> int:
+    """The route code of one message, before any budget: the online router's decision."""
+    if rule_hit or at_risk:
+        return FALLBACK
+    if confidence < policy.confidence_threshold:
+        return FALLBACK if policy.low_confidence_action == "fallback" else CLARIFY
+    return ANSWER
+
+
 def plan_routes(
     confidence: np.ndarray,
     risk: np.ndarray,
@@ -106,7 +116,7 @@ def plan_routes(
     risk_threshold: float,
     low_confidence_action: str,
 ) -> np.ndarray:
-    """Route codes (ANSWER, CLARIFY, FALLBACK) for each message, before any budget."""
+    """:func:`plan_route` over arrays, for fitting thresholds on a whole holdout at once."""
     low = FALLBACK if low_confidence_action == "fallback" else CLARIFY
     routes = np.where(confidence < confidence_threshold, low, ANSWER)
     return np.where(rule_hit | (risk >= risk_threshold), FALLBACK, routes).astype(np.int8)
@@ -170,7 +180,7 @@ class Router:
         self._budget = _Budget(
             policy.budget_window, policy.max_fallback_rate, policy.budget_min_events
         )
-        self._counts: Counter[str] = Counter()
+        self._counts: Counter[tuple[str, str]] = Counter()
 
     def risk_scores(self, probs: np.ndarray) -> np.ndarray:
         """Probability mass on the risk labels, [B]."""
@@ -184,46 +194,36 @@ class Router:
     def route(self, texts: Sequence[str], probs: np.ndarray) -> list[Decision]:
         """Decide for a batch of texts and their calibrated probabilities [B, C]."""
         p = self.policy
-        risk = self.risk_scores(probs)
-        hits = [self.rule_hits(t) for t in texts]
-        codes = plan_routes(
-            probs.max(axis=1),
-            risk if self._risk_index.size else np.full(len(texts), -1.0),
-            np.array([bool(h) for h in hits], dtype=bool),
-            p.confidence_threshold,
-            p.risk_threshold,
-            p.low_confidence_action,
-        )
+        confidence = probs.max(axis=1).tolist()
+        risk = self.risk_scores(probs).tolist()
+        has_risk = self._risk_index.size > 0
         k = min(p.clarify_top_k, probs.shape[1])
-        top = np.argsort(-probs, axis=1)[:, :k]
+        top = np.argsort(-probs, axis=1)[:, :k].tolist()
         decisions = []
         with self._lock:
-            for i, code in enumerate(codes):
+            for i, text in enumerate(texts):
+                hits = self.rule_hits(text) if self._rules else ()
+                at_risk = has_risk and risk[i] >= p.risk_threshold
+                code = plan_route(confidence[i], at_risk, bool(hits), p)
                 if code == FALLBACK:
-                    reason = (
-                        "risk_rule"
-                        if hits[i]
-                        else "risk_label"
-                        if risk[i] >= p.risk_threshold
-                        else "low_confidence"
-                    )
+                    reason = "risk_rule" if hits else "risk_label" if at_risk else "low_confidence"
                     if not self._budget.allow():
                         code, reason = CLARIFY, "budget_exceeded"
                 else:
                     reason = "confident" if code == ANSWER else "low_confidence"
                 self._budget.add(code == FALLBACK)
                 route = ROUTES[code]
-                self._counts[f"{route}:{reason}"] += 1
+                self._counts[route, reason] += 1
                 candidates = tuple((self.labels[j], float(probs[i, j])) for j in top[i])
-                decisions.append(Decision(route, reason, float(risk[i]), hits[i], candidates))
+                decisions.append(Decision(route, reason, risk[i], hits, candidates))
         return decisions
 
     def stats(self) -> dict[str, Any]:
         """Decisions by route and reason, and the fallback rate in the current window."""
         with self._lock:
             return {
-                "decisions": dict(self._counts),
-                "budget_exceeded": self._counts.get("clarify:budget_exceeded", 0),
+                "decisions": {f"{r}:{why}": n for (r, why), n in self._counts.items()},
+                "budget_exceeded": self._counts.get(("clarify", "budget_exceeded"), 0),
                 "window_fallback_rate": round(float(self._budget.current_rate), 4),
                 "window_events": len(self._budget.events),
             }

@@ -49,4 +49,7 @@ class Tokenizer:
         return pad_ids(ids, self.pad_id)
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        if len(texts) == 1:  # the serving hot path: no batch encoder, no padding
+            ids = np.array([self._tok.encode(texts[0]).ids], dtype=np.int64)
+            return ids, np.ones_like(ids)
         return self.pad(self.ids(texts))

@@ -15,6 +15,7 @@ from kdedge.runtimes.router import (
     Router,
     RouterPolicy,
     clarifying_question,
+    plan_route,
     plan_routes,
 )
 
@@ -142,3 +143,21 @@ def test_policy_round_trips_and_ignores_informational_manifest_keys():
 def test_unknown_risk_label_is_refused():
     with pytest.raises(ConfigError, match="not labels of this model"):
         Router(RouterPolicy(risk_labels=("billing",)), LABELS)
+
+
+@pytest.mark.parametrize("action", ["clarify", "fallback"])
+def test_online_and_vectorised_decisions_agree(action):
+    """`route fit` scores thresholds with plan_routes; the server decides with plan_route."""
+    rng = np.random.default_rng(3)
+    confidence, risk = rng.random(500), rng.random(500)
+    hits = rng.random(500) < 0.05
+    for ct, rt in [(0.3, 0.5), (0.7, 0.2), (0.0, 1.01), (0.99, 0.0)]:
+        policy = RouterPolicy(
+            confidence_threshold=ct, risk_threshold=rt, low_confidence_action=action
+        )
+        vector = plan_routes(confidence, risk, hits, ct, rt, action)
+        online = [
+            plan_route(c, r >= rt, h, policy)
+            for c, r, h in zip(confidence, risk, hits, strict=True)
+        ]
+        assert vector.tolist() == online
