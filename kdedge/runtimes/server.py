@@ -61,10 +61,14 @@ class Metrics:
             "Fallback share in the router's budget window",
             registry=r,
         )
-        self.breaker = Gauge(
-            "kdedge_fallback_breaker_state",
-            "Teacher breaker: 0 closed, 1 half-open, 2 open",
-            registry=r,
+        self.breaker = (
+            None
+            if runtime.fallback is None
+            else Gauge(
+                "kdedge_fallback_breaker_state",
+                "Teacher breaker: 0 closed, 1 half-open, 2 open",
+                registry=r,
+            )
         )
         self.log_bytes = Gauge(
             "kdedge_log_avg_bytes", "Average request-log payload per tier", ["tier"], registry=r
@@ -89,7 +93,7 @@ class Metrics:
         stats = self.runtime.stats()
         self.window_rate.set(stats["router"]["window_fallback_rate"])
         state = stats.get("fallback", {}).get("state")
-        if state in BREAKER_STATES:
+        if self.breaker is not None and state in BREAKER_STATES:
             self.breaker.set(BREAKER_STATES[state])
         for tier, t in stats.get("log", {}).get("tiers", {}).items():
             self.log_bytes.labels(tier).set(t["avg_bytes"])
