@@ -36,6 +36,7 @@ COMMANDS = {
         "Predict with a bundle, torch-free: label, confidence, route.",
     ),
     "serve": ("kdedge.cli.serve", "Serve a bundle over HTTP: /predict, /healthz, /metrics."),
+    "bench": ("kdedge.cli.bench", "Latency, cold start, memory per artifact and target."),
     "route": ("kdedge.cli.route", "Fit router thresholds on a holdout; price them at a traffic."),
 }
 

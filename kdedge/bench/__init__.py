@@ -1,0 +1,5 @@
+"""Per-target benchmarks: latency, cold start, memory and accuracy for every artifact.
+
+``targets`` says what a hardware target is (data, not code), ``host`` records the machine,
+``worker`` measures one artifact in its own process, ``harness`` runs the matrix.
+"""

@@ -1,0 +1,237 @@
+"""Run the benchmark matrix: every artifact of a bundle on every target, plus torch
+reference rows measured in the same run with the same inputs and thread limits.
+
+Each measurement is a fresh ``kdedge.bench.worker`` process (cold start and peak RSS mean
+nothing otherwise). Figures from one run are comparable with each other; across runs of a
+shared machine, compare the ratios against the reference rows, not the milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdedge.bench.host import describe
+from kdedge.bench.targets import Target, get_target
+from kdedge.errors import ConfigError
+from kdedge.progress import Tracker, silent
+from kdedge.runtimes.bundle import load_bundle
+from kdedge.runtimes.selection import engine_installed
+
+SCHEMA_VERSION = 1
+KIND = "kdedge-bench"
+# Used when no --data is given: varied lengths and topics, not one repeated string.
+DEFAULT_TEXTS = (
+    "where is my order",
+    "I want to return the shoes I bought last week because they are too small",
+    "what's the weather going to be like in paris tomorrow morning",
+    "freeze my card",
+    "can you tell me how many calories are in a banana and an apple together",
+    "hi",
+    "book a table for two at an italian restaurant near the station at eight tonight",
+    "how do I change my pin",
+    "set a timer for ten minutes",
+    "my package arrived damaged and the box was open, what should I do now?",
+    "thanks",
+    "what is the exchange rate between the euro and the dollar today",
+)
+
+
+@dataclass
+class Row:
+    """One model on one target."""
+
+    target: str
+    name: str  # artifact name, or "torch:<dir>"
+    kind: str  # artifact | torch
+    backend: str
+    precision: str
+    size_bytes: int | None = None
+    accuracy: float | None = None
+    ece: float | None = None
+    batch_1: dict[str, float] | None = None
+    batch_n: dict[str, float] | None = None
+    cold_start_ms: dict[str, float] | None = None
+    peak_rss_mb: float | None = None
+    load_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class BenchReport:
+    host: dict[str, Any]
+    bundle: str
+    settings: dict[str, Any]
+    targets: dict[str, dict[str, Any]]
+    rows: list[Row] = field(default_factory=list)
+
+    def ratios(self) -> list[dict[str, Any]]:
+        """Batch-1 p50 speed-up of every row over each torch reference row on its target."""
+        out = []
+        for ref in (r for r in self.rows if r.kind == "torch" and r.batch_1):
+            for row in self.rows:
+                if row.target == ref.target and row is not ref and row.batch_1:
+                    out.append(
+                        {
+                            "target": row.target,
+                            "row": row.name,
+                            "reference": ref.name,
+                            "p50_speedup": round(ref.batch_1["p50"] / row.batch_1["p50"], 2),
+                        }
+                    )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "schema_version": SCHEMA_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": self.host,
+            "bundle": self.bundle,
+            "settings": self.settings,
+            "targets": self.targets,
+            "rows": [asdict(r) for r in self.rows],
+            "ratios": self.ratios(),
+        }
+
+
+def read_texts(path: str | Path | None, limit: int) -> list[str]:
+    if path is None:
+        return list(DEFAULT_TEXTS)
+    from kdedge.data.io import load_examples
+
+    texts = [e.text for e in load_examples(path, require_labels=False)]
+    step = max(1, len(texts) // limit)  # spread over the file, keep its length distribution
+    return texts[::step][:limit]
+
+
+def _worker(job: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    launched = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdedge.bench.worker"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        result = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        result = {"error": f"worker exited with {proc.returncode}: {tail}"}
+    return result, launched
+
+
+def _measure(job: dict[str, Any], row: Row, cold_runs: int) -> None:
+    result, launched = _worker(job)
+    if "error" in result:
+        row.error = result["error"]
+        return
+    colds = [(result["first_done_unix"] - launched) * 1000.0]
+    rss = [result["peak_rss_mb"]]
+    for _ in range(max(cold_runs - 1, 0)):
+        cold, start = _worker({**job, "repeats": 0})
+        if "error" not in cold:
+            colds.append((cold["first_done_unix"] - start) * 1000.0)
+            rss.append(cold["peak_rss_mb"])
+    row.batch_1 = result.get("batch_1")
+    row.batch_n = result.get(f"batch_{job['batch']}")
+    row.cold_start_ms = {
+        "median": round(statistics.median(colds), 1),
+        "min": round(min(colds), 1),
+        "runs": len(colds),
+    }
+    row.peak_rss_mb = max(rss)
+    row.load_ms = result["load_ms"]
+
+
+def bench(
+    bundle: str | Path,
+    targets: list[str],
+    *,
+    data: str | Path | None = None,
+    compare_torch: list[str | Path] = (),  # type: ignore[assignment]
+    artifacts: list[str] | None = None,
+    batch: int = 8,
+    repeats: int = 200,
+    cold_runs: int = 3,
+    max_texts: int = 200,
+    track: Tracker = silent,
+) -> BenchReport:
+    """Measure the bundle's passing artifacts on each target (see the module docstring)."""
+    manifest = load_bundle(bundle)
+    chosen = [a for a in manifest.artifacts if a.status == "passed"]
+    if artifacts:
+        unknown = set(artifacts) - {a.name for a in manifest.artifacts}
+        if unknown:
+            raise ConfigError(f"no artifact {', '.join(sorted(unknown))} in {bundle}")
+        chosen = [a for a in manifest.artifacts if a.name in artifacts]
+    texts = read_texts(data, max_texts)
+    report = BenchReport(
+        host=describe(),
+        bundle=str(bundle),
+        settings={
+            "batch": batch,
+            "repeats": repeats,
+            "cold_runs": cold_runs,
+            "texts": len(texts),
+            "data": str(data) if data else "built-in sentences",
+        },
+        targets={},
+    )
+    plan: list[tuple[Target, dict[str, Any], Row]] = []
+    for name in targets:
+        target = get_target(name)
+        why = target.unavailable()
+        report.targets[name] = {
+            "summary": target.summary,
+            "emulation": target.emulation,
+            "threads": target.threads,
+            "cores": target.cores,
+            "cpu_share": round(target.cpu_share, 3),
+            "skipped": why,
+        }
+        if why:
+            continue
+        limits = {
+            "threads": target.threads,
+            "cores": target.cores,
+            "texts": texts,
+            "batch": batch,
+            "repeats": repeats,
+            "max_length": manifest.max_length,
+        }
+        for a in chosen:
+            if a.backend not in target.backends or not engine_installed(a.backend):
+                continue
+            row = Row(
+                name,
+                a.name,
+                "artifact",
+                a.backend,
+                a.precision,
+                a.size_bytes,
+                a.parity.get("accuracy"),
+                a.parity.get("ece"),
+            )
+            plan.append(
+                (
+                    target,
+                    {**limits, "kind": "artifact", "bundle": str(bundle), "artifact": a.name},
+                    row,
+                )
+            )
+        for model_dir in compare_torch:
+            size = sum(p.stat().st_size for p in Path(model_dir).glob("*.safetensors"))
+            row = Row(name, f"torch:{Path(model_dir).name}", "torch", "torch", "fp32", size or None)
+            plan.append((target, {**limits, "kind": "torch", "model_dir": str(model_dir)}, row))
+    for _target, job, row in track(plan, "benchmarking", total=len(plan)):
+        _measure(job, row, cold_runs)
+        report.rows.append(row)
+    return report

@@ -1,0 +1,121 @@
+"""Render a :class:`~kdedge.bench.harness.BenchReport`: Markdown and a PNG chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def table_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One list of cells per row, shared by the Rich table and the Markdown report."""
+    speedups = {(r["target"], r["row"]): r["p50_speedup"] for r in report["ratios"]}
+    rows = []
+    for r in report["rows"]:
+        b1, bn, cold = r["batch_1"] or {}, r["batch_n"] or {}, r["cold_start_ms"] or {}
+        ratio = speedups.get((r["target"], r["name"]))
+        rows.append(
+            [
+                r["target"],
+                r["name"],
+                fmt(b1.get("p50")),
+                fmt(b1.get("p95")),
+                fmt(b1.get("p99")),
+                fmt(bn.get("p50")),
+                fmt(bn.get("throughput_per_s"), ",.0f"),
+                fmt(cold.get("median"), ".0f"),
+                fmt(r["peak_rss_mb"], ".0f"),
+                fmt(None if r["size_bytes"] is None else r["size_bytes"] / 1e6, ".1f"),
+                fmt(None if r["accuracy"] is None else 100 * r["accuracy"], ".2f", "%"),
+                fmt(ratio, ".2f", "x"),
+                r["error"] or "",
+            ]
+        )
+    return rows
+
+
+HEADERS = (
+    "target",
+    "model",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "p50 ms @{n}",
+    "items/s @{n}",
+    "cold ms",
+    "RSS MB",
+    "size MB",
+    "accuracy",
+    "vs torch",
+    "error",
+)
+
+
+def headers(report: dict[str, Any]) -> list[str]:
+    n = report["settings"]["batch"]
+    return [h.format(n=n) for h in HEADERS]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    host = report["host"]
+    lines = [
+        f"# kdedge bench: {report['bundle']}",
+        "",
+        f"Host: {host['cpu']} ({host['cores']} cores; "
+        f"flags {', '.join(host['cpu_flags']) or 'none'}),"
+        f" {host['system']}, Python {host['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in host["packages"].items())
+        + ".",
+        f"Inputs: {report['settings']['texts']} texts from {report['settings']['data']}; "
+        f"{report['created']}.",
+        "",
+    ]
+    for name, t in report["targets"].items():
+        note = f"skipped: {t['skipped']}" if t["skipped"] else (t["emulation"] or "measured")
+        lines.append(f"- **{name}**: {t['summary']}. {note}")
+    cols = headers(report)
+    lines += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    lines += [
+        "",
+        "`vs torch`: batch-1 p50 speed-up over the torch reference row on the same "
+        "target, measured in the same run.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: str | Path) -> None:
+    """Accuracy against batch-1 p95 latency, one marker per artifact and target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for target in report["targets"]:
+        rows = [
+            r
+            for r in report["rows"]
+            if r["target"] == target and r["batch_1"] and r["accuracy"] is not None
+        ]
+        if not rows:
+            continue
+        ax.scatter(
+            [r["batch_1"]["p95"] for r in rows],
+            [100 * r["accuracy"] for r in rows],
+            s=[max(20, r["size_bytes"] / 1e6 * 4) for r in rows],
+            alpha=0.6,
+            label=target,
+        )
+        for r in rows:
+            ax.annotate(r["name"], (r["batch_1"]["p95"], 100 * r["accuracy"]), fontsize=7)
+    ax.set_xlabel("p95 latency at batch 1 (ms)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("kdedge bench: accuracy vs latency (marker area ~ size on disk)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,168 @@
+"""``kdedge bench``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from kdedge.cli.console import info, rich_tracker, stdout
+
+
+@click.command("bench")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    default=("cpu",),
+    show_default=True,
+    help="lambda-512|lambda-1024|lambda-1769|intel-cpu|apple-m|cpu|cuda (repeat).",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="Inputs (.jsonl/.csv, field 'text'), sampled across the file.",
+)
+@click.option(
+    "--compare-torch",
+    "compare_torch",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A model directory measured through transformers as a reference (repeat).",
+)
+@click.option("--artifact", "artifacts", multiple=True, help="Only these artifacts (repeat).")
+@click.option(
+    "--batch",
+    type=click.IntRange(2),
+    default=8,
+    show_default=True,
+    help="The larger batch size measured besides batch 1.",
+)
+@click.option("--repeats", type=click.IntRange(10), default=200, show_default=True)
+@click.option(
+    "--cold-runs",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Fresh processes per row for cold start and peak RSS.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report as JSON (schema kdedge-bench v1).",
+)
+@click.option(
+    "--report",
+    "md_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a Markdown report.",
+)
+@click.option(
+    "--plot",
+    "png_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG of accuracy vs p95 latency (needs matplotlib).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def command(
+    bundle,
+    targets,
+    data,
+    compare_torch,
+    artifacts,
+    batch,
+    repeats,
+    cold_runs,
+    json_out,
+    md_out,
+    png_out,
+    quiet,
+):
+    """Benchmark every artifact of a bundle per hardware target, with torch reference rows.
+
+    Each row runs in fresh processes: batch-1 p50/p95/p99, a larger batch and its throughput,
+    cold start (process launch to first prediction), peak RSS, size, and accuracy from the
+    bundle's parity evidence. Lambda targets are emulated on one pinned core; the report
+    says so.
+
+    \b
+    Example:
+      kdedge bench bundle/ --target lambda-1024 --target intel-cpu \\
+          --compare-torch student/ --data test.jsonl --json bench.json --report bench.md
+    """
+    from kdedge.atomic import atomic_write_text
+    from kdedge.bench.harness import bench
+    from kdedge.bench.report import markdown, plot, table_rows
+
+    result = bench(
+        bundle,
+        list(targets),
+        data=data,
+        compare_torch=list(compare_torch),
+        artifacts=list(artifacts) or None,
+        batch=batch,
+        repeats=repeats,
+        cold_runs=cold_runs,
+        track=rich_tracker(quiet),
+    ).to_dict()
+    for name, t in result["targets"].items():
+        info(
+            f"{name}: "
+            + (
+                f"[yellow]skipped[/] ({t['skipped']})"
+                if t["skipped"]
+                else t["emulation"] or t["summary"]
+            )
+        )
+    if json_out:
+        atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
+    if md_out:
+        atomic_write_text(md_out, markdown(result))
+    if png_out:
+        plot(result, png_out)
+    _print_tables(result, table_rows(result))
+    if not json_out and not md_out:
+        info("add --json/--report/--plot to keep the figures")
+    errors = [r for r in result["rows"] if r["error"]]
+    if errors:
+        raise click.exceptions.Exit(1)
+    return result
+
+
+# terminal columns (the Markdown and JSON reports keep them all): index into table_rows()
+TERMINAL = (
+    ("model", 1),
+    ("p50", 2),
+    ("p95", 3),
+    ("items/s", 6),
+    ("cold", 7),
+    ("RSS", 8),
+    ("acc", 10),
+    ("×torch", 11),
+)
+
+
+def _print_tables(result: dict, rows: list[list[str]]) -> None:
+    """One table per target, so it fits a terminal; times in ms, memory in MB."""
+    from rich import box
+    from rich.table import Table
+
+    batch = result["settings"]["batch"]
+    for target in result["targets"]:
+        mine = [r for r in rows if r[0] == target]
+        if not mine:
+            continue
+        table = Table(
+            title=f"{target}: latency and cold start in ms, RSS in MB, items/s at batch {batch}",
+            box=box.SIMPLE_HEAD,
+        )
+        for i, (name, _) in enumerate(TERMINAL):
+            table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for r in mine:
+            table.add_row(*(r[j] for _, j in TERMINAL))
+            if r[12]:
+                table.add_row(f"[red]error: {r[12]}[/]")
+        stdout.print(table)
