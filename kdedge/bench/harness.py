@@ -9,9 +9,11 @@ shared machine, compare the ratios against the reference rows, not the milliseco
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +59,7 @@ class Row:
     ece: float | None = None
     batch_1: dict[str, float] | None = None
     batch_n: dict[str, float] | None = None
+    batch_1_max_length: dict[str, float] | None = None  # inputs truncated to max length
     cold_start_ms: dict[str, float] | None = None
     peak_rss_mb: float | None = None
     load_ms: float | None = None
@@ -72,11 +75,13 @@ class BenchReport:
     rows: list[Row] = field(default_factory=list)
 
     def ratios(self) -> list[dict[str, Any]]:
-        """Batch-1 p50 speed-up of every row over each torch reference row on its target."""
+        """Batch-1 p50 speed-up of rows over the reference rows of their target: every row
+        over each torch row, and each ONNX artifact over optimum on the same file."""
         out = []
-        for ref in (r for r in self.rows if r.kind == "torch" and r.batch_1):
+        for ref in (r for r in self.rows if r.kind in ("torch", "optimum") and r.batch_1):
             for row in self.rows:
-                if row.target == ref.target and row is not ref and row.batch_1:
+                same_file = ref.kind != "optimum" or ref.name == f"optimum:{row.name}"
+                if row.target == ref.target and row is not ref and row.batch_1 and same_file:
                     out.append(
                         {
                             "target": row.target,
@@ -142,6 +147,7 @@ def _measure(job: dict[str, Any], row: Row, cold_runs: int) -> None:
             rss.append(cold["peak_rss_mb"])
     row.batch_1 = result.get("batch_1")
     row.batch_n = result.get(f"batch_{job['batch']}")
+    row.batch_1_max_length = result.get("batch_1_max_length")
     row.cold_start_ms = {
         "median": round(statistics.median(colds), 1),
         "min": round(min(colds), 1),
@@ -162,6 +168,7 @@ def bench(
     repeats: int = 200,
     cold_runs: int = 3,
     max_texts: int = 200,
+    compare_optimum: bool = True,
     track: Tracker = silent,
 ) -> BenchReport:
     """Measure the bundle's passing artifacts on each target (see the module docstring)."""
@@ -173,6 +180,15 @@ def bench(
             raise ConfigError(f"no artifact {', '.join(sorted(unknown))} in {bundle}")
         chosen = [a for a in manifest.artifacts if a.name in artifacts]
     texts = read_texts(data, max_texts)
+    source = Path(manifest.provenance.get("source_model") or "")
+    optimum_dir = None
+    if compare_optimum and _optimum_installed() and (source / "config.json").is_file():
+        optimum_dir = Path(tempfile.mkdtemp(prefix="kdedge-bench-optimum-"))
+        for name in ("config.json",):
+            (optimum_dir / name).symlink_to((source / name).resolve())
+        for f in source.iterdir():  # the tokenizer files optimum's callers load next to it
+            if f.name.startswith(("tokenizer", "vocab", "special_tokens")):
+                (optimum_dir / f.name).symlink_to(f.resolve())
     report = BenchReport(
         host=describe(),
         bundle=str(bundle),
@@ -227,11 +243,62 @@ def bench(
                     row,
                 )
             )
+        if compare_optimum and optimum_dir is not None and "onnxruntime" in target.backends:
+            for a in chosen:
+                if a.format == "onnx" and engine_installed(a.backend):
+                    row = Row(
+                        name,
+                        f"optimum:{a.name}",
+                        "optimum",
+                        "onnxruntime",
+                        a.precision,
+                        a.size_bytes,
+                        a.parity.get("accuracy"),
+                        a.parity.get("ece"),
+                    )
+                    job = {
+                        **limits,
+                        "kind": "optimum",
+                        "model_dir": str(optimum_dir),
+                        "file_name": _stage_onnx(optimum_dir, Path(bundle), a),
+                    }
+                    plan.append((target, job, row))
         for model_dir in compare_torch:
             size = sum(p.stat().st_size for p in Path(model_dir).glob("*.safetensors"))
             row = Row(name, f"torch:{Path(model_dir).name}", "torch", "torch", "fp32", size or None)
             plan.append((target, {**limits, "kind": "torch", "model_dir": str(model_dir)}, row))
-    for _target, job, row in track(plan, "benchmarking", total=len(plan)):
-        _measure(job, row, cold_runs)
-        report.rows.append(row)
+    try:
+        for _target, job, row in track(plan, "benchmarking", total=len(plan)):
+            _measure(job, row, cold_runs)
+            report.rows.append(row)
+    finally:
+        if optimum_dir is not None:
+            shutil.rmtree(optimum_dir, ignore_errors=True)
+    report.settings["optimum"] = (
+        "measured"
+        if optimum_dir is not None
+        else "off"
+        if not compare_optimum
+        else "not installed"
+        if not _optimum_installed()
+        else f"no config.json at the bundle's source model {source}"
+    )
     return report
+
+
+def _optimum_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("optimum.onnxruntime") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _stage_onnx(folder: Path, bundle: Path, artifact: Any) -> str:
+    """Link the artifact's .onnx file into optimum's model folder; return its file name."""
+    name = f"{artifact.name}.onnx"
+    link = folder / name
+    if not link.exists():
+        link.symlink_to((bundle / artifact.main_file).resolve())
+    return name

@@ -4,8 +4,9 @@ A fresh process per measurement keeps cold start and peak RSS honest (nothing is
 before the job) and lets a target pin cores before any engine starts its thread pool.
 The job is JSON on stdin; the result is one JSON object on stdout:
 
-- ``kind``: ``artifact`` (a bundle artifact through the kdedge runtime) or ``torch`` (a
-  model directory through transformers, the reference row);
+- ``kind``: ``artifact`` (a bundle artifact through the kdedge runtime), ``torch`` (a
+  model directory through transformers) or ``optimum`` (optimum's ORTModel on the same
+  .onnx file): the last two are reference rows;
 - ``threads``, ``cores``: the target's limits; ``texts``: inputs, cycled in order;
 - ``batch``, ``repeats``, ``warmup``: ``repeats: 0`` measures only the cold start.
 """
@@ -55,6 +56,43 @@ def _torch_predictor(job: dict[str, Any]) -> Callable[[Sequence[str]], Any]:
     return predict
 
 
+def _optimum_predictor(job: dict[str, Any]) -> Callable[[Sequence[str]], Any]:
+    """optimum's ORTModelForSequenceClassification on the bundle's own .onnx file."""
+    import onnxruntime
+    import torch
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    options = onnxruntime.SessionOptions()
+    if job.get("threads"):
+        options.intra_op_num_threads = job["threads"]
+        options.inter_op_num_threads = 1
+        torch.set_num_threads(job["threads"])
+    model = ORTModelForSequenceClassification.from_pretrained(
+        job["model_dir"],
+        file_name=job["file_name"],
+        provider="CPUExecutionProvider",
+        session_options=options,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(job["model_dir"])
+    max_length = job.get("max_length", 64)
+
+    def predict(texts: Sequence[str]) -> Any:
+        enc = tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        return torch.softmax(model(**enc).logits, dim=-1).numpy()
+
+    return predict
+
+
+PREDICTORS = {
+    "artifact": _runtime_predictor,
+    "torch": _torch_predictor,
+    "optimum": _optimum_predictor,
+}
+
+
 def _percentiles(samples_ms: list[float]) -> dict[str, float]:
     a = np.asarray(samples_ms)
     return {
@@ -81,8 +119,7 @@ def _latency(predict: Callable, texts: list[str], batch: int, repeats: int, warm
 def run(job: dict[str, Any]) -> dict[str, Any]:
     _pin(job.get("cores"))
     t0 = time.perf_counter()
-    build = _torch_predictor if job["kind"] == "torch" else _runtime_predictor
-    predict = build(job)
+    predict = PREDICTORS[job["kind"]](job)
     t1 = time.perf_counter()
     texts = job["texts"]
     predict([texts[0]])
@@ -97,6 +134,10 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if repeats:
         warmup = job.get("warmup", 10)
         out["batch_1"] = _latency(predict, texts, 1, repeats, warmup)
+        # an input at the model's maximum length, the worst case the data may not show:
+        # about 10 characters per token is well past it without making tokenization the test
+        long_text = " ".join(texts)[: 10 * job.get("max_length", 64)]
+        out["batch_1_max_length"] = _latency(predict, [long_text], 1, repeats, warmup)
         batch = job.get("batch", 8)
         if batch > 1:
             big = _latency(predict, texts, batch, max(repeats // batch, 10), max(warmup // 2, 2))

@@ -66,6 +66,11 @@ from kdedge.cli.console import info, rich_tracker, stdout
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a PNG of accuracy vs p95 latency (needs matplotlib).",
 )
+@click.option(
+    "--no-optimum",
+    is_flag=True,
+    help="Skip optimum's ORTModel rows (measured when optimum is installed).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def command(
     bundle,
@@ -79,14 +84,17 @@ def command(
     json_out,
     md_out,
     png_out,
+    no_optimum,
     quiet,
 ):
-    """Benchmark every artifact of a bundle per hardware target, with torch reference rows.
+    """Benchmark every artifact of a bundle per hardware target, with reference rows.
 
     Each row runs in fresh processes: batch-1 p50/p95/p99, a larger batch and its throughput,
     cold start (process launch to first prediction), peak RSS, size, and accuracy from the
-    bundle's parity evidence. Lambda targets are emulated on one pinned core; the report
-    says so.
+    bundle's parity evidence. Reference rows, measured in the same run with the same
+    inputs and threads: each --compare-torch model through transformers, and optimum's
+    ORTModel on the bundle's own .onnx files when optimum is installed. Lambda targets are
+    emulated on one pinned core; the report says so.
 
     \b
     Example:
@@ -106,6 +114,7 @@ def command(
         batch=batch,
         repeats=repeats,
         cold_runs=cold_runs,
+        compare_optimum=not no_optimum,
         track=rich_tracker(quiet),
     ).to_dict()
     for name, t in result["targets"].items():
@@ -138,10 +147,10 @@ TERMINAL = (
     ("p50", 2),
     ("p95", 3),
     ("items/s", 6),
-    ("cold", 7),
-    ("RSS", 8),
-    ("acc", 10),
-    ("×torch", 11),
+    ("cold", 8),
+    ("RSS", 9),
+    ("acc", 11),
+    ("×torch", 12),
 )
 
 
@@ -163,6 +172,6 @@ def _print_tables(result: dict, rows: list[list[str]]) -> None:
             table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
         for r in mine:
             table.add_row(*(r[j] for _, j in TERMINAL))
-            if r[12]:
-                table.add_row(f"[red]error: {r[12]}[/]")
+            if r[13]:
+                table.add_row(f"[red]error: {r[13]}[/]")
         stdout.print(table)

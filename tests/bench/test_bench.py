@@ -56,6 +56,7 @@ def test_bench_matrix_with_a_torch_reference(exported, tiny_teacher, data_dir):
         repeats=10,
         cold_runs=2,
         batch=4,
+        compare_optimum=False,  # its rows have their own test; optimum is optional
     ).to_dict()
     assert report["schema_version"] == SCHEMA_VERSION and report["kind"] == "kdedge-bench"
     assert report["targets"]["apple-m"]["skipped"]
@@ -142,3 +143,27 @@ def test_cli_bench_errors(exported):
     assert code == 2 and "unknown target 'tpu'" in err
     code, _, err = run(["bench", str(exported[1]), "--artifact", "tflite"])
     assert code == 2 and "no artifact tflite" in err
+
+
+def test_optimum_reference_runs_the_same_onnx_file(exported):
+    pytest.importorskip("optimum.onnxruntime", reason="optimum is an optional reference")
+    report = bench(exported[1], ["cpu"], artifacts=["onnx"], repeats=10, cold_runs=1)
+    rows = {r.name: r for r in report.rows}
+    assert rows["optimum:onnx"].error is None, rows["optimum:onnx"].error
+    assert report.settings["optimum"] == "measured"
+    ratio = [r for r in report.ratios() if r["reference"] == "optimum:onnx"]
+    assert [r["row"] for r in ratio] == ["onnx"]  # compared on the same file only
+
+
+def test_optimum_rows_can_be_turned_off(exported):
+    report = bench(
+        exported[1],
+        ["cpu"],
+        artifacts=["onnx-int8"],
+        repeats=10,
+        cold_runs=1,
+        compare_optimum=False,
+    )
+    assert [r.name for r in report.rows] == ["onnx-int8"]
+    assert report.settings["optimum"] == "off"
+    assert report.rows[0].batch_1_max_length["p50"] >= 0
