@@ -10,8 +10,9 @@
   first-predict split.
 - **overhead**: in one process, batch 1, interleaved rounds of (a) the runtime's own
   onnxruntime session ``session.run`` on pre-tokenized ids, (b) tokenizer + ``session.run``,
-  (c) ``rt.predict(text, route=False)`` and (d) ``rt.predict(text)`` with the router; the
-  overhead is the ratio of medians, so machine noise hits every arm alike.
+  (c) ``rt.predict(text, route=False)`` and (d) ``rt.predict(text)`` with the router, and
+  with ``--optimum-source`` (e) optimum's ORTModel on the same file; the overhead is the
+  ratio of medians, so machine noise hits every arm alike.
 
 The machine is recorded in the output; compare figures only within one run.
 """
@@ -124,7 +125,40 @@ def cold_starts(bundle: str, artifact: str, runs: int) -> dict:
     }
 
 
-def overhead(bundle: str, artifact: str, threads: int | None, rounds: int) -> dict:
+def _optimum_arm(bundle: str, rt, source: str, threads: int | None):
+    """optimum's ORTModelForSequenceClassification on the same .onnx file, as its users
+    call it: transformers tokenizer, model(**inputs), softmax."""
+    import tempfile
+
+    import onnxruntime
+    import torch
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    folder = Path(tempfile.mkdtemp(prefix="kdedge-optimum-"))
+    (folder / "config.json").symlink_to((Path(source) / "config.json").resolve())
+    (folder / "model.onnx").symlink_to((Path(bundle) / rt.artifact.main_file).resolve())
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        torch.set_num_threads(threads)
+    model = ORTModelForSequenceClassification.from_pretrained(
+        folder, file_name="model.onnx", provider="CPUExecutionProvider", session_options=options
+    )
+    tokenizer = AutoTokenizer.from_pretrained(source)
+
+    def run(i):
+        enc = tokenizer(
+            [TEXTS[i]], truncation=True, max_length=rt.tokenizer.max_length, return_tensors="pt"
+        )
+        return torch.softmax(model(**enc).logits, dim=-1)
+
+    return run
+
+
+def overhead(
+    bundle: str, artifact: str, threads: int | None, rounds: int, optimum_source: str | None
+) -> dict:
     from kdedge.runtimes import load
 
     rt = load(bundle, artifact=artifact, threads=threads)
@@ -150,6 +184,8 @@ def overhead(bundle: str, artifact: str, threads: int | None, rounds: int) -> di
         "runtime_predict_unrouted": lambda i: rt.predict(TEXTS[i], route=False),
         "runtime_predict_routed": lambda i: rt.predict(TEXTS[i]),
     }
+    if optimum_source:
+        arms["optimum_ortmodel"] = _optimum_arm(bundle, rt, optimum_source, threads)
     for fn in arms.values():  # warm up every arm
         for i in range(len(TEXTS)):
             fn(i)
@@ -162,7 +198,13 @@ def overhead(bundle: str, artifact: str, threads: int | None, rounds: int) -> di
             samples[name].append((time.perf_counter() - start) * 1e6)
     med = {name: statistics.median(s) for name, s in samples.items()}
     base = med["session_run"]
+    extra = {}
+    if "optimum_ortmodel" in med:
+        extra["runtime_routed_vs_optimum"] = round(
+            med["runtime_predict_routed"] / med["optimum_ortmodel"] - 1, 4
+        )
     return {
+        **extra,
         "artifact": artifact,
         "rounds": rounds,
         "threads": threads,
@@ -184,6 +226,10 @@ def main() -> None:
     parser.add_argument("--import-runs", type=int, default=15)
     parser.add_argument("--cold-runs", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3000)
+    parser.add_argument(
+        "--optimum-source",
+        help="Also time optimum's ORTModel on the same file (needs the source model's config)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     report = {
@@ -191,7 +237,9 @@ def main() -> None:
         "bundle": args.bundle,
         "import": import_times(args.import_runs),
         "cold_start": cold_starts(args.bundle, args.artifact, args.cold_runs),
-        "overhead": overhead(args.bundle, args.artifact, args.threads, args.rounds),
+        "overhead": overhead(
+            args.bundle, args.artifact, args.threads, args.rounds, args.optimum_source
+        ),
     }
     text = json.dumps(report, indent=2)
     print(text)
