@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,21 +40,9 @@ TEXTS = [
 
 
 def host() -> dict:
-    info = {"python": platform.python_version(), "machine": platform.machine()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
+    from kdedge.bench.host import describe
 
-    import onnxruntime
-
-    info["cpu_count"] = os.cpu_count()
-    info["onnxruntime"] = onnxruntime.__version__
-    return info
+    return describe()
 
 
 def _wall(code: str) -> float:
@@ -127,33 +114,25 @@ def cold_starts(bundle: str, artifact: str, runs: int) -> dict:
 
 def _optimum_arm(bundle: str, rt, source: str, threads: int | None):
     """optimum's ORTModelForSequenceClassification on the same .onnx file, as its users
-    call it: transformers tokenizer, model(**inputs), softmax."""
-    import tempfile
+    call it (transformers tokenizer, model(**inputs), softmax): the `kdedge bench` worker's
+    optimum reference, in this process so that it interleaves with the other arms."""
+    import atexit
+    import shutil
 
-    import onnxruntime
-    import torch
-    from optimum.onnxruntime import ORTModelForSequenceClassification
-    from transformers import AutoTokenizer
+    from kdedge.bench.harness import optimum_folder, stage_onnx
+    from kdedge.bench.worker import PREDICTORS
 
-    folder = Path(tempfile.mkdtemp(prefix="kdedge-optimum-"))
-    (folder / "config.json").symlink_to((Path(source) / "config.json").resolve())
-    (folder / "model.onnx").symlink_to((Path(bundle) / rt.artifact.main_file).resolve())
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        torch.set_num_threads(threads)
-    model = ORTModelForSequenceClassification.from_pretrained(
-        folder, file_name="model.onnx", provider="CPUExecutionProvider", session_options=options
+    folder = optimum_folder(Path(source))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    predict = PREDICTORS["optimum"](
+        {
+            "model_dir": str(folder),
+            "file_name": stage_onnx(folder, Path(bundle), rt.artifact),
+            "threads": threads,
+            "max_length": rt.tokenizer.max_length,
+        }
     )
-    tokenizer = AutoTokenizer.from_pretrained(source)
-
-    def run(i):
-        enc = tokenizer(
-            [TEXTS[i]], truncation=True, max_length=rt.tokenizer.max_length, return_tensors="pt"
-        )
-        return torch.softmax(model(**enc).logits, dim=-1)
-
-    return run
+    return lambda i: predict([TEXTS[i]])
 
 
 def overhead(

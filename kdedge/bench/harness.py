@@ -8,6 +8,7 @@ shared machine, compare the ratios against the reference rows, not the milliseco
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import statistics
@@ -23,7 +24,7 @@ from kdedge.bench.host import describe
 from kdedge.bench.targets import Target, get_target
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
-from kdedge.runtimes.bundle import load_bundle
+from kdedge.runtimes.bundle import read_manifest, verify_files
 from kdedge.runtimes.selection import engine_installed
 
 SCHEMA_VERSION = 1
@@ -172,108 +173,107 @@ def bench(
     track: Tracker = silent,
 ) -> BenchReport:
     """Measure the bundle's passing artifacts on each target (see the module docstring)."""
-    manifest = load_bundle(bundle)
+    manifest = read_manifest(bundle)
     chosen = [a for a in manifest.artifacts if a.status == "passed"]
     if artifacts:
         unknown = set(artifacts) - {a.name for a in manifest.artifacts}
         if unknown:
             raise ConfigError(f"no artifact {', '.join(sorted(unknown))} in {bundle}")
         chosen = [a for a in manifest.artifacts if a.name in artifacts]
+    # refuse a damaged bundle before any measuring, hashing only what will be measured
+    verify_files(bundle, manifest, [a.name for a in chosen])
     texts = read_texts(data, max_texts)
     source = Path(manifest.provenance.get("source_model") or "")
-    optimum_dir = None
-    if compare_optimum and _optimum_installed() and (source / "config.json").is_file():
-        optimum_dir = Path(tempfile.mkdtemp(prefix="kdedge-bench-optimum-"))
-        for name in ("config.json",):
-            (optimum_dir / name).symlink_to((source / name).resolve())
-        for f in source.iterdir():  # the tokenizer files optimum's callers load next to it
-            if f.name.startswith(("tokenizer", "vocab", "special_tokens")):
-                (optimum_dir / f.name).symlink_to(f.resolve())
-    report = BenchReport(
-        host=describe(),
-        bundle=str(bundle),
-        settings={
-            "batch": batch,
-            "repeats": repeats,
-            "cold_runs": cold_runs,
-            "texts": len(texts),
-            "data": str(data) if data else "built-in sentences",
-        },
-        targets={},
-    )
-    plan: list[tuple[Target, dict[str, Any], Row]] = []
-    for name in targets:
-        target = get_target(name)
-        why = target.unavailable()
-        report.targets[name] = {
-            "summary": target.summary,
-            "emulation": target.emulation,
-            "threads": target.threads,
-            "cores": target.cores,
-            "cpu_share": round(target.cpu_share, 3),
-            "skipped": why,
-        }
-        if why:
-            continue
-        limits = {
-            "threads": target.threads,
-            "cores": target.cores,
-            "texts": texts,
-            "batch": batch,
-            "repeats": repeats,
-            "max_length": manifest.max_length,
-        }
-        for a in chosen:
-            if a.backend not in target.backends or not engine_installed(a.backend):
+    # unknown targets fail here, before anything is created
+    resolved = {name: get_target(name) for name in targets}
+    with contextlib.ExitStack() as cleanup:  # the optimum folder goes whatever happens
+        optimum_dir = None
+        if compare_optimum and _optimum_installed() and (source / "config.json").is_file():
+            optimum_dir = optimum_folder(source)
+            cleanup.callback(shutil.rmtree, optimum_dir, ignore_errors=True)
+        report = BenchReport(
+            host=describe(),
+            bundle=str(bundle),
+            settings={
+                "batch": batch,
+                "repeats": repeats,
+                "cold_runs": cold_runs,
+                "texts": len(texts),
+                "data": str(data) if data else "built-in sentences",
+            },
+            targets={},
+        )
+        plan: list[tuple[Target, dict[str, Any], Row]] = []
+        for name in targets:
+            target = resolved[name]
+            why = target.unavailable()
+            report.targets[name] = {
+                "summary": target.summary,
+                "emulation": target.emulation,
+                "threads": target.threads,
+                "cores": target.cores,
+                "cpu_share": round(target.cpu_share, 3),
+                "skipped": why,
+            }
+            if why:
                 continue
-            row = Row(
-                name,
-                a.name,
-                "artifact",
-                a.backend,
-                a.precision,
-                a.size_bytes,
-                a.parity.get("accuracy"),
-                a.parity.get("ece"),
-            )
-            plan.append(
-                (
-                    target,
-                    {**limits, "kind": "artifact", "bundle": str(bundle), "artifact": a.name},
-                    row,
-                )
-            )
-        if compare_optimum and optimum_dir is not None and "onnxruntime" in target.backends:
+            limits = {
+                "threads": target.threads,
+                "cores": target.cores,
+                "texts": texts,
+                "batch": batch,
+                "repeats": repeats,
+                "max_length": manifest.max_length,
+            }
             for a in chosen:
-                if a.format == "onnx" and engine_installed(a.backend):
-                    row = Row(
-                        name,
-                        f"optimum:{a.name}",
-                        "optimum",
-                        "onnxruntime",
-                        a.precision,
-                        a.size_bytes,
-                        a.parity.get("accuracy"),
-                        a.parity.get("ece"),
+                if a.backend not in target.backends or not engine_installed(a.backend):
+                    continue
+                row = Row(
+                    name,
+                    a.name,
+                    "artifact",
+                    a.backend,
+                    a.precision,
+                    a.size_bytes,
+                    a.parity.get("accuracy"),
+                    a.parity.get("ece"),
+                )
+                plan.append(
+                    (
+                        target,
+                        {**limits, "kind": "artifact", "bundle": str(bundle), "artifact": a.name},
+                        row,
                     )
-                    job = {
-                        **limits,
-                        "kind": "optimum",
-                        "model_dir": str(optimum_dir),
-                        "file_name": _stage_onnx(optimum_dir, Path(bundle), a),
-                    }
-                    plan.append((target, job, row))
-        for model_dir in compare_torch:
-            size = sum(p.stat().st_size for p in Path(model_dir).glob("*.safetensors"))
-            row = Row(name, f"torch:{Path(model_dir).name}", "torch", "torch", "fp32", size or None)
-            plan.append((target, {**limits, "kind": "torch", "model_dir": str(model_dir)}, row))
-    try:
+                )
+            if compare_optimum and optimum_dir is not None and "onnxruntime" in target.backends:
+                for a in chosen:
+                    if a.format == "onnx" and engine_installed(a.backend):
+                        row = Row(
+                            name,
+                            f"optimum:{a.name}",
+                            "optimum",
+                            "onnxruntime",
+                            a.precision,
+                            a.size_bytes,
+                            a.parity.get("accuracy"),
+                            a.parity.get("ece"),
+                        )
+                        job = {
+                            **limits,
+                            "kind": "optimum",
+                            "model_dir": str(optimum_dir),
+                            "file_name": stage_onnx(optimum_dir, Path(bundle), a),
+                        }
+                        plan.append((target, job, row))
+            for model_dir in compare_torch:
+                size = sum(p.stat().st_size for p in Path(model_dir).glob("*.safetensors"))
+                row = Row(
+                    name, f"torch:{Path(model_dir).name}", "torch", "torch", "fp32", size or None
+                )
+                plan.append((target, {**limits, "kind": "torch", "model_dir": str(model_dir)}, row))
         for _target, job, row in track(plan, "benchmarking", total=len(plan)):
             _measure(job, row, cold_runs)
             report.rows.append(row)
-    finally:
-        if optimum_dir is not None:
-            shutil.rmtree(optimum_dir, ignore_errors=True)
     report.settings["optimum"] = (
         "measured"
         if optimum_dir is not None
@@ -295,7 +295,17 @@ def _optimum_installed() -> bool:
         return False
 
 
-def _stage_onnx(folder: Path, bundle: Path, artifact: Any) -> str:
+def optimum_folder(source: Path) -> Path:
+    """A temp folder laid out as optimum's ORTModel expects: the source model's config and
+    tokenizer files, linked; :func:`stage_onnx` adds the .onnx files. The caller removes it."""
+    folder = Path(tempfile.mkdtemp(prefix="kdedge-bench-optimum-"))
+    for f in source.iterdir():
+        if f.name == "config.json" or f.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            (folder / f.name).symlink_to(f.resolve())
+    return folder
+
+
+def stage_onnx(folder: Path, bundle: Path, artifact: Any) -> str:
     """Link the artifact's .onnx file into optimum's model folder; return its file name."""
     name = f"{artifact.name}.onnx"
     link = folder / name

@@ -95,8 +95,10 @@ def markdown(report: dict[str, Any]) -> str:
 
 def plot(report: dict[str, Any], path: str | Path) -> None:
     """Accuracy against batch-1 p95 latency, one marker per artifact and target."""
-    import matplotlib
+    from kdedge.atomic import atomic_write
+    from kdedge.extras import require
 
+    matplotlib = require("matplotlib", "train", "Drawing the benchmark chart (--plot)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -123,5 +125,8 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
     ax.set_title("kdedge bench: accuracy vs latency (marker area ~ size on disk)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_write(path, "wb") as handle:  # no half-written PNG if drawing fails
+            fig.savefig(handle, format="png", dpi=120)
+    finally:
+        plt.close(fig)

@@ -98,3 +98,42 @@ def open_teacher(url: str | None, model: str | None, key_env: str, timeout: floa
     from kdedge.runtimes.fallback import open_fallback
 
     return open_fallback(url, model=model, api_key_env=key_env or None, timeout=timeout)
+
+
+def open_runtime(
+    bundle,
+    *,
+    artifact: str | None,
+    backend: str | None,
+    threads: int | None,
+    policy: Path | None,
+    no_verify: bool,
+    teacher_url: str | None,
+    teacher_model: str | None,
+    teacher_key_env: str,
+    teacher_timeout: float,
+    log=None,
+):
+    """The runtime that :func:`runtime_options` and :func:`teacher_options` describe.
+
+    If loading fails, the teacher client and ``log`` opened for it are closed again.
+    """
+    from kdedge.runtimes.runtime import load
+
+    teacher = open_teacher(teacher_url, teacher_model, teacher_key_env, teacher_timeout)
+    try:
+        return load(
+            bundle,
+            artifact=artifact,
+            backend=backend,
+            threads=threads,
+            policy=policy,
+            fallback=teacher,
+            log=log,
+            verify=not no_verify,
+        )
+    except BaseException:
+        for resource in (teacher, log):
+            if resource is not None:
+                resource.close()
+        raise

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from kdedge.cli.console import emit_json, info, stdout
-from kdedge.cli.options import open_teacher, runtime_options, teacher_options
+from kdedge.cli.options import open_runtime, runtime_options, teacher_options
 
 
 @click.command("predict")
@@ -33,15 +33,7 @@ def command(
     top_k,
     probs,
     as_json,
-    artifact,
-    backend,
-    threads,
-    policy,
-    no_verify,
-    teacher_url,
-    teacher_model,
-    teacher_key_env,
-    teacher_timeout,
+    **runtime,
 ):
     """Predict intents with a bundle, torch-free: label, calibrated confidence and route.
 
@@ -57,21 +49,11 @@ def command(
           --teacher-model gpt-4o-mini
     """
     from kdedge.errors import ConfigError
-    from kdedge.runtimes.runtime import load
 
     texts = list(texts) + (_read_texts(text_file) if text_file else [])
     if not texts:
         raise ConfigError("nothing to predict: pass texts as arguments or --file FILE")
-    teacher = open_teacher(teacher_url, teacher_model, teacher_key_env, teacher_timeout)
-    with load(
-        bundle,
-        artifact=artifact,
-        backend=backend,
-        threads=threads,
-        policy=policy,
-        fallback=teacher,
-        verify=not no_verify,
-    ) as rt:
+    with open_runtime(bundle, **runtime) as rt:
         predictions = rt.predict_batch(texts, route=not no_route)
         if as_json:
             rows = [p.to_dict(top_k=top_k, probs=probs) for p in predictions]

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from kdedge.cli.console import info
-from kdedge.cli.options import open_teacher, runtime_options, teacher_options
+from kdedge.cli.options import open_runtime, runtime_options, teacher_options
 
 
 @click.command("serve")
@@ -38,15 +38,7 @@ def command(
     log_target,
     log_mode,
     max_batch,
-    artifact,
-    backend,
-    threads,
-    policy,
-    no_verify,
-    teacher_url,
-    teacher_model,
-    teacher_key_env,
-    teacher_timeout,
+    **runtime,
 ):
     """Serve a bundle over HTTP: POST /predict, GET /healthz, GET /metrics (Prometheus).
 
@@ -61,23 +53,12 @@ def command(
       kdedge serve bundle/ --teacher kdedge+http://127.0.0.1:8081
     """
     from kdedge.runtimes.requestlog import TieredLog
-    from kdedge.runtimes.runtime import load
     from kdedge.runtimes.server import PredictServer
 
     log = None
     if log_target:
         log = TieredLog(sys.stderr if log_target == "-" else log_target, mode=log_mode)
-    teacher = open_teacher(teacher_url, teacher_model, teacher_key_env, teacher_timeout)
-    rt = load(
-        bundle,
-        artifact=artifact,
-        backend=backend,
-        threads=threads,
-        policy=policy,
-        fallback=teacher,
-        log=log,
-        verify=not no_verify,
-    )
+    rt = open_runtime(bundle, log=log, **runtime)
     try:
         server = PredictServer(rt, host, port, max_batch=max_batch)
     except OSError as exc:
@@ -88,7 +69,7 @@ def command(
     info(
         f"serving {rt.artifact.name} ({rt.backend.name}) on {server.url} · "
         f"POST /predict · GET /healthz · GET /metrics"
-        + (f" · fallback → {teacher.name}" if teacher else "")
+        + (f" · fallback → {rt.fallback.name}" if rt.fallback else "")
     )
     _stop_on_sigterm(server)
     try:

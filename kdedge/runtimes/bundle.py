@@ -226,14 +226,22 @@ def load_bundle(bundle: str | Path, *, artifacts: list[str] | None = None) -> Ma
     ``artifacts`` limits the check to the named artifacts (a runtime verifies only what it
     loads); ``None`` verifies all of them.
     """
+    manifest = read_manifest(bundle)
+    verify_files(bundle, manifest, artifacts)
+    return manifest
+
+
+def verify_files(
+    bundle: str | Path, manifest: Manifest, artifacts: list[str] | None = None
+) -> None:
+    """Check the tokenizer and the named artifacts' files (all when ``None``) against the
+    sizes and hashes of an already-read manifest."""
     root = Path(bundle)
-    manifest = read_manifest(root)
     verify_file(root, manifest.tokenizer)
     for a in manifest.artifacts:
         if artifacts is None or a.name in artifacts:
             for f in a.files:
                 verify_file(root, f)
-    return manifest
 
 
 def write_manifest(bundle: str | Path, manifest: Manifest) -> Path:

@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from kdedge.errors import ConfigError
-from kdedge.runtimes.router import ANSWER, CLARIFY, FALLBACK, LOW_CONFIDENCE_ACTIONS, plan_routes
+from kdedge.runtimes.router import (
+    ANSWER,
+    CLARIFY,
+    FALLBACK,
+    LOW_CONFIDENCE_ACTIONS,
+    Router,
+    RouterPolicy,
+    plan_routes,
+)
 
 N_GRID = 64
 DISABLED = 1.01  # a risk threshold no probability reaches
@@ -256,7 +264,6 @@ def collect(
     fallback target. A teacher call that fails counts as a wrong teacher answer (online it
     would become a clarify), and the failures are reported.
     """
-    import re
     from concurrent.futures import ThreadPoolExecutor
 
     from kdedge.progress import silent
@@ -267,8 +274,8 @@ def collect(
     probs = np.concatenate(
         [runtime.probabilities(c) for c in track(chunks, "student", total=len(chunks))]
     )
-    rules = [re.compile(p, re.IGNORECASE) for p in risk_patterns]
-    hits = np.array([any(r.search(t) for r in rules) for t in texts], dtype=bool)
+    rules = Router(RouterPolicy(risk_patterns=tuple(risk_patterns)), runtime.labels)
+    hits = np.array([bool(rules.rule_hits(t)) for t in texts], dtype=bool)
     info: dict[str, Any] = {"teacher": "oracle (gold labels)", "teacher_failures": 0}
     teacher_labels = None
     if teacher is not None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from kdedge.errors import ConfigError, KdedgeError
 from kdedge.runtimes.backends import Backend, open_backend
-from kdedge.runtimes.bundle import Artifact, Manifest, load_bundle, read_manifest
+from kdedge.runtimes.bundle import Artifact, Manifest, read_manifest, verify_files
 from kdedge.runtimes.router import Decision, Router, RouterPolicy, clarifying_question
 from kdedge.runtimes.selection import choose_artifact
 from kdedge.runtimes.tokenizer import Tokenizer
@@ -348,7 +348,7 @@ def load(
         )
     choice = choose_artifact(manifest, artifact=artifact, backend=backend)
     if verify:
-        load_bundle(root, artifacts=[choice.artifact.name])
+        verify_files(root, manifest, [choice.artifact.name])
     router = Router(read_policy(policy, manifest), manifest.labels)
     # The engine compiles the (already verified) artifact while this thread reads the
     # tokenizer: the two overlap, and cold starts get shorter.

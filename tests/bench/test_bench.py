@@ -167,3 +167,16 @@ def test_optimum_rows_can_be_turned_off(exported):
     assert [r.name for r in report.rows] == ["onnx-int8"]
     assert report.settings["optimum"] == "off"
     assert report.rows[0].batch_1_max_length["p50"] >= 0
+
+
+def test_a_bad_target_fails_before_anything_is_created(exported):
+    import tempfile
+    from pathlib import Path
+
+    def folders():
+        return set(Path(tempfile.gettempdir()).glob("kdedge-bench-optimum-*"))
+
+    before = folders()
+    with pytest.raises(ConfigError, match="unknown target 'tpu'"):
+        bench(exported[1], ["cpu", "tpu"], repeats=10, cold_runs=1)
+    assert folders() == before
