@@ -38,6 +38,10 @@ COMMANDS = {
     "serve": ("kdedge.cli.serve", "Serve a bundle over HTTP: /predict, /healthz, /metrics."),
     "bench": ("kdedge.cli.bench", "Latency, cold start, memory per artifact and target."),
     "route": ("kdedge.cli.route", "Fit router thresholds on a holdout; price them at a traffic."),
+    "llm": (
+        "kdedge.cli.llm",
+        "Response distillation: collect, gate, build, distill, eval a GGUF LLM student.",
+    ),
 }
 
 

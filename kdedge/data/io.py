@@ -105,6 +105,13 @@ def parse_source(source: str) -> tuple[str | None, int | None]:
     return (source or None), None
 
 
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; a
+    :class:`DataError` names the file and line of the first bad one."""
+    path = Path(path)
+    yield from _jsonl_rows(path, _read_text(path))
+
+
 def _read_text(path: Path) -> str:
     if not path.exists():
         where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"

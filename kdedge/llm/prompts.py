@@ -1,0 +1,35 @@
+"""The chat prompt every stage shares: the teacher is asked it, the student is trained on it,
+the runtime fills it from the bundle's manifest.
+
+Answers are grounded: the user turn carries the catalog evidence retrieved for the question,
+so the model learns to answer from the evidence in front of it rather than from memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SYSTEM_PROMPT = (
+    "You are MangaAssist, a bookstore assistant. Answer only from the catalog evidence. "
+    "If the evidence does not answer the question, say you cannot confirm it. "
+    "Refuse requests outside the store's policy. Hand complaints about orders, refunds or "
+    "payments to a human agent."
+)
+USER_TEMPLATE = "Catalog evidence:\n{evidence}\n\nCustomer: {question}"
+NO_EVIDENCE = "(no matching catalog records)"
+
+
+def user_turn(question: str, evidence: Sequence[str] = ()) -> str:
+    """The user message: evidence lines (one catalog record each), then the question."""
+    lines = "\n".join(f"- {e}" for e in evidence) if evidence else NO_EVIDENCE
+    return USER_TEMPLATE.format(evidence=lines, question=question.strip())
+
+
+def messages(
+    question: str, evidence: Sequence[str] = (), system: str = SYSTEM_PROMPT
+) -> list[dict[str, str]]:
+    """OpenAI-style messages for one grounded question."""
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": user_turn(question, evidence)},
+    ]

@@ -1,0 +1,538 @@
+"""LoRA supervised fine-tuning of a causal LM on gated teacher answers, chosen by gates.
+
+Each row becomes the shared chat prompt (:mod:`kdedge.llm.prompts`) followed by the target
+answer; only answer tokens (and the end-of-turn token, so the student learns to stop)
+carry loss. Rows are weighted (human-corrected 2.0, refusal/escalation 2.5, hedged teacher
+answers 0.5; :func:`kdedge.llm.mix.row_weight`) and the loss of a batch is
+``sum(w_i * loss_i) / (batch * mean weight of the dataset)``, so a weight of 2 counts as two
+rows across the whole run, not only against its batch neighbours.
+
+After every epoch the student answers the validation prompts greedily and the answers are
+scored like release candidates (:mod:`kdedge.llm.evaluate`). The seeds' response-model stop
+rules end training early: after ``min_epochs``, stop when the hallucination rate rises by
+more than 0.3 points, refusal precision drops, or teacher agreement gains less than 0.2
+points. The epoch kept is the best-scoring one that passes the gates, not the lowest loss.
+Its adapter is merged into the base weights and saved as a plain Hugging Face model that
+``kdedge export`` turns into GGUF.
+
+A hand-written loop rather than trl's SFTTrainer: per-row weights and per-epoch generation
+gates are the point here, and trl supports neither without subclassing most of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdedge.atomic import atomic_dir, atomic_write_text
+from kdedge.data.io import clip, read_jsonl
+from kdedge.distill.device import Placement, explain_device_errors, resolve
+from kdedge.distill.events import EventLog
+from kdedge.distill.models import fingerprint
+from kdedge.errors import ConfigError, DataError, ModelError
+from kdedge.llm.evaluate import Gates, score
+from kdedge.llm.prompts import SYSTEM_PROMPT, USER_TEMPLATE, messages
+from kdedge.progress import Tracker, silent
+
+META_FILE = "kdedge.json"
+REPORT_FILE = "training_report.json"
+WORK_DIR = ".kdedge-work"
+LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TRAIN_FILES = ("train.jsonl", "accepted.jsonl", "answers.jsonl")
+
+
+@dataclass(frozen=True)
+class SftConfig:
+    """Knobs of a LoRA SFT run (defaults suit a ~100M-1B student on a few thousand rows)."""
+
+    epochs: int = 3
+    min_epochs: int = 1
+    batch_size: int = 8
+    lr: float = 2e-4
+    warmup_ratio: float = 0.05
+    max_length: int = 512
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = LLAMA_MODULES
+    eval_max_new_tokens: int = 96
+    eval_batch_size: int = 8
+    eval_limit: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (1 <= self.min_epochs <= self.epochs, "min_epochs must be in [1, epochs]"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}"),
+            (self.max_length >= 16, f"max_length must be >= 16, got {self.max_length}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class TrainRow:
+    id: str
+    question: str
+    evidence: tuple[str, ...]
+    answer: str
+    weight: float
+    kind: str = "catalog"
+
+
+def _rows_file(path: Path) -> Path:
+    if path.is_dir():
+        for name in TRAIN_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise DataError(
+            f"holds none of {', '.join(TRAIN_FILES)}. Fix: pass the folder `kdedge llm gate` "
+            "or `kdedge llm build` wrote, or a JSONL file",
+            path=path,
+        )
+    return path
+
+
+def read_rows(path: str | Path) -> list[TrainRow]:
+    """Training rows from a build/gate folder or a JSONL file. The target is the human
+    ``reference`` when a row has one, else the teacher's ``answer``; a missing ``weight``
+    comes from :func:`kdedge.llm.mix.row_weight`."""
+    source = _rows_file(Path(path))
+    rows = []
+    for line, row in read_jsonl(source):
+        target = row.get("reference") or row.get("answer")
+        question = row.get("question")
+        if not isinstance(question, str) or not question.strip():
+            raise DataError("'question' must be a non-empty string", path=source, line=line)
+        if not isinstance(target, str) or not target.strip():
+            raise DataError(
+                f"row has no 'answer' or 'reference' text ({clip(row)})", path=source, line=line
+            )
+        weight = row.get("weight")
+        if weight is None:
+            from kdedge.llm.mix import row_weight
+
+            weight, _ = row_weight(row)
+        if not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+            raise DataError(f"'weight' must be > 0, got {weight!r}", path=source, line=line)
+        evidence = row.get("evidence") or []
+        rows.append(
+            TrainRow(
+                id=str(row.get("id") or f"line{line}"),
+                question=question.strip(),
+                evidence=tuple(str(e) for e in evidence),
+                answer=target.strip(),
+                weight=float(weight),
+                kind=str(row.get("kind") or "catalog"),
+            )
+        )
+    if not rows:
+        raise DataError("holds no training rows", path=source)
+    return rows
+
+
+def read_eval_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Validation rows (``question``, ``evidence``, ``kind`` and the teacher's ``answer``)."""
+    source = _rows_file(Path(path))
+    rows = []
+    for line, row in read_jsonl(source):
+        if not isinstance(row.get("question"), str) or not row["question"].strip():
+            raise DataError("'question' must be a non-empty string", path=source, line=line)
+        rows.append(row)
+    return rows[:limit]
+
+
+def encode(tokenizer: Any, row: TrainRow, system: str, max_length: int) -> tuple[list, list] | None:
+    """(input_ids, labels) with the prompt masked; ``None`` when the row does not fit."""
+    chat = messages(row.question, row.evidence, system)
+    prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+    full = tokenizer.apply_chat_template(
+        [*chat, {"role": "assistant", "content": row.answer}], tokenize=True
+    )
+    if list(full[: len(prompt)]) != list(prompt):
+        raise ModelError(
+            "the tokenizer's chat template does not extend the prompt with the answer; "
+            "kdedge cannot mask the prompt tokens for this template"
+        )
+    # Train up to and including the end-of-turn token; drop what a template adds after it.
+    eos = tokenizer.eos_token_id
+    end = len(full)
+    if eos in full[len(prompt) :]:
+        end = len(prompt) + list(full[len(prompt) :]).index(eos) + 1
+    full = list(full[:end])
+    if len(full) > max_length:
+        return None
+    return full, [-100] * len(prompt) + full[len(prompt) :]
+
+
+def _batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar length (less padding than random batches)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = size * 32
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lengths.__getitem__)
+        batches += [part[i : i + size] for i in range(0, len(part), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(items: list[tuple[list, list]], pad_id: int, device: torch.device) -> dict:
+    width = max(len(ids) for ids, _ in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for i, (x, y) in enumerate(items):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "mask": mask.to(device)}
+
+
+def _per_row(token_loss: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """Mean token loss of each row from flat per-token losses and their row indices."""
+    total = torch.zeros(n_rows, device=token_loss.device).index_add_(0, rows, token_loss)
+    count = torch.zeros(n_rows, device=token_loss.device).index_add_(
+        0, rows, torch.ones_like(token_loss)
+    )
+    return total / count.clamp(min=1)
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> tuple:
+    """Per-row mean token cross-entropy, weighted; returns (sum of w * loss, mean loss)."""
+    targets = labels[:, 1:]
+    keep = targets != -100
+    token = torch.nn.functional.cross_entropy(
+        logits[:, :-1][keep].float(), targets[keep], reduction="none"
+    )
+    per_row = _per_row(token, keep.nonzero()[:, 0], labels.size(0))
+    return (per_row * weights).sum(), per_row.mean()
+
+
+def answer_loss(model: Any, batch: dict[str, torch.Tensor], weights: torch.Tensor) -> tuple:
+    """:func:`weighted_loss` computing vocabulary logits only where an answer token is
+    predicted. The output projection over a 49k vocabulary is a large share of a small
+    model's work, and answer tokens are a fraction of each sequence."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(
+        input_ids=batch["input_ids"], attention_mask=batch["mask"]
+    ).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != -100
+    logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    token = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
+    per_row = _per_row(token, keep.nonzero()[:, 0], targets.size(0))
+    return (per_row * weights).sum(), per_row.mean()
+
+
+class TorchGenerator:
+    """Greedy batched generation with a Hugging Face causal LM (left padding)."""
+
+    def __init__(self, model: Any, tokenizer: Any, placement: Placement, system: str) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.placement, self.system = placement, system
+
+    @torch.inference_mode()
+    def __call__(self, rows: list[dict[str, Any]], max_new_tokens: int) -> list[tuple[str, int]]:
+        tok = self.tokenizer
+        prompts = [
+            tok.apply_chat_template(
+                messages(r["question"], r.get("evidence") or (), self.system),
+                add_generation_prompt=True,
+                tokenize=True,
+            )
+            for r in rows
+        ]
+        width = max(map(len, prompts))
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
+        self.model.eval()
+        with self.placement.autocast():
+            out = self.model.generate(
+                input_ids=ids.to(self.placement.device),
+                attention_mask=mask.to(self.placement.device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=tok.eos_token_id,
+            )
+        results = []
+        for row in out[:, width:].tolist():
+            if tok.eos_token_id in row:
+                row = row[: row.index(tok.eos_token_id) + 1]
+            text = tok.decode(row, skip_special_tokens=True).strip()
+            results.append((text, len(row)))
+        return results
+
+
+def generate_all(
+    generator: Callable, rows: list[dict[str, Any]], batch: int, max_new: int, track: Tracker
+) -> tuple[list[str], int, float]:
+    """Answers to every row, with completion tokens and seconds spent."""
+    answers, tokens, start = [], 0, time.perf_counter()
+    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+    for chunk in track(chunks, "answering validation prompts", len(chunks)):
+        for text, n in generator(chunk, max_new):
+            answers.append(text)
+            tokens += n
+    return answers, tokens, time.perf_counter() - start
+
+
+@dataclass
+class SftReport:
+    out_dir: Path
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    promotable: bool
+    stopped_early: str | None
+    baseline: dict[str, Any] | None
+    train_rows: int
+    skipped_rows: int
+    effective_rows: float
+    placement: str
+    gates: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out_dir"] = str(self.out_dir)
+        return d
+
+
+def _score(history: dict[str, Any]) -> float:
+    """The seeds' weighted checkpoint score, over the signals measured here."""
+    return (
+        0.30 * (history.get("teacher_agreement") or 0)
+        - 0.20 * (history.get("hallucination_rate") or 0)
+        + 0.10 * (history.get("refusal_precision") or 0)
+        + 0.10 * (history.get("content_f1") or 0)
+    )
+
+
+def stop_reason(history: list[dict[str, Any]], min_epochs: int) -> str | None:
+    """The seeds' response-model stop rules, applied to the last two evaluations."""
+    if len(history) < 2 or len(history) < min_epochs:
+        return None
+    prev, last = history[-2], history[-1]
+
+    def delta(key: str) -> float | None:
+        a, b = prev.get(key), last.get(key)
+        return None if a is None or b is None else b - a
+
+    rise = delta("hallucination_rate")
+    if rise is not None and rise > 0.003:
+        return f"hallucination rate rose by {rise * 100:.2f} points (> 0.3)"
+    drop = delta("refusal_precision")
+    if drop is not None and drop < 0:
+        return f"refusal precision dropped by {-drop * 100:.2f} points"
+    gain = delta("teacher_agreement")
+    if gain is not None and gain < 0.002:
+        return f"teacher agreement gained {gain * 100:.2f} points (< 0.2)"
+    return None
+
+
+def distill(
+    student: str | Path,
+    train_data: str | Path,
+    out_dir: str | Path,
+    *,
+    eval_data: str | Path,
+    catalog: str | Path,
+    config: SftConfig | None = None,
+    gates: Gates | None = None,
+    system: str = SYSTEM_PROMPT,
+    overwrite: bool = False,
+    track: Tracker = silent,
+    log: EventLog | None = None,
+) -> SftReport:
+    """Fine-tune a LoRA adapter on ``student`` (a local HF causal LM) and save the merged
+    model chosen by the gates in ``out_dir``; returns the per-epoch report."""
+    from peft import (
+        LoraConfig,
+        get_peft_model,
+        get_peft_model_state_dict,
+        set_peft_model_state_dict,
+    )
+
+    from kdedge.llm.catalog import Catalog
+    from kdedge.llm.models import load_causal_lm
+
+    config, gates = config or SftConfig(), gates or Gates()
+    out = Path(out_dir)
+    if out.exists() and any(p.name != WORK_DIR for p in out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    placement = resolve(config.device, config.precision)
+    rows = read_rows(train_data)
+    eval_rows = read_eval_rows(eval_data, config.eval_limit)
+    cat = Catalog.load(catalog)
+    model, tokenizer = load_causal_lm(student)
+    if tokenizer.chat_template is None:
+        raise ModelError(f"{student}: the tokenizer has no chat template; SFT needs one")
+    names = [n for n, _ in model.named_modules()]
+    missing = [m for m in config.target_modules if not any(n.endswith(m) for n in names)]
+    if missing:
+        raise ConfigError(
+            f"{student} has no modules named {', '.join(missing)}; set target_modules to its "
+            "attention/MLP projection names"
+        )
+
+    encoded, weights, skipped = [], [], 0
+    for row in rows:
+        item = encode(tokenizer, row, system, config.max_length)
+        if item is None:
+            skipped += 1
+            continue
+        encoded.append(item)
+        weights.append(row.weight)
+    if not encoded:
+        raise DataError(
+            f"no row fits in max_length={config.max_length} tokens; raise --max-length",
+            path=train_data,
+        )
+    mean_weight = sum(weights) / len(weights)
+    log = log or EventLog(None, "llm_sft")
+
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    model.to(placement.device)
+    with explain_device_errors(placement):
+        generator = TorchGenerator(model, tokenizer, placement, system)
+        answers, _, _ = generate_all(
+            generator, eval_rows, config.eval_batch_size, config.eval_max_new_tokens, track
+        )
+        baseline, _ = score(eval_rows, answers, cat)
+        log.emit("gate_eval", stage="base", epoch=0, **baseline)
+
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.target_modules),
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+        generator.model = model
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+        steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
+        total = steps_per_epoch * config.epochs
+        warmup = max(1, int(total * config.warmup_ratio))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)),
+        )
+        lengths = [len(x) for x, _ in encoded]
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        work = out / WORK_DIR
+        history: list[dict[str, Any]] = []
+        adapters: dict[int, dict[str, torch.Tensor]] = {}
+        stopped = None
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            start, tokens, loss_sum, seen = time.perf_counter(), 0, 0.0, 0
+            batches = _batches(lengths, config.batch_size, rng)
+            for batch in track(batches, f"epoch {epoch}/{config.epochs}", len(batches)):
+                data = _collate([encoded[i] for i in batch], pad, placement.device)
+                w = torch.tensor([weights[i] for i in batch], device=placement.device)
+                with placement.autocast():
+                    weighted, mean_loss = answer_loss(model, data, w)
+                loss = weighted / (len(batch) * mean_weight)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens += int(data["mask"].sum())
+                loss_sum += float(mean_loss) * len(batch)
+                seen += len(batch)
+            train_s = time.perf_counter() - start
+            answers, gen_tokens, gen_s = generate_all(
+                generator, eval_rows, config.eval_batch_size, config.eval_max_new_tokens, track
+            )
+            found, _ = score(eval_rows, answers, cat)
+            entry = {
+                "epoch": epoch,
+                "train_loss": round(loss_sum / max(seen, 1), 4),
+                **found,
+                "train_tokens_per_s": round(tokens / train_s, 1),
+                "train_samples_per_s": round(seen / train_s, 2),
+                "eval_tokens_per_s": round(gen_tokens / gen_s, 1) if gen_s else None,
+                "seconds": round(train_s + gen_s, 1),
+            }
+            entry["gate_failures"] = gates.check(entry)
+            entry["gates_passed"] = not entry["gate_failures"]
+            entry["score"] = round(_score(entry), 5)
+            history.append(entry)
+            state = get_peft_model_state_dict(model)
+            adapters[epoch] = {k: v.detach().cpu().clone() for k, v in state.items()}
+            work.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(work / "history.json", json.dumps(history, indent=2) + "\n")
+            log.emit("distilled_model_eval", stage="lora_sft", **entry)
+            stopped = stop_reason(history, config.min_epochs)
+            if stopped:
+                break
+
+        passing = [h for h in history if h["gates_passed"]]
+        pool = passing or history
+        best = max(pool, key=lambda h: h["score"])
+        set_peft_model_state_dict(model, adapters[best["epoch"]])
+        merged = model.merge_and_unload()
+
+    report = SftReport(
+        out_dir=out,
+        history=history,
+        best_epoch=best["epoch"],
+        promotable=bool(passing),
+        stopped_early=stopped,
+        baseline=baseline,
+        train_rows=len(encoded),
+        skipped_rows=skipped,
+        effective_rows=round(sum(weights), 1),
+        placement=f"{placement.name}/{placement.precision}",
+        gates=gates.to_dict(),
+    )
+    meta = {
+        "role": "student",
+        "task": "generate",
+        "prompt": {"system": system, "user_template": USER_TEMPLATE},
+        "base": str(Path(student).resolve()),
+        "base_sha256": fingerprint(student),
+        "best_epoch": best["epoch"],
+        "promotable": report.promotable,
+        "lora": {
+            "r": config.lora_r,
+            "alpha": config.lora_alpha,
+            "dropout": config.lora_dropout,
+            "target_modules": list(config.target_modules),
+            "merged": True,
+        },
+        "data": {"train": str(train_data), "eval": str(eval_data), "catalog": str(catalog)},
+        "config": asdict(config),
+    }
+    merged = merged.to("cpu").float()
+    with atomic_dir(out) as staging:
+        merged.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        (staging / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+    return report
