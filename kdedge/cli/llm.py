@@ -23,7 +23,7 @@ def command():
     """Distill a teacher's grounded answers into a small causal LM shipped as GGUF.
 
     \b
-    The flow (each step is resumable or cached; every file is JSONL you can read):
+    Example, the whole flow (each step is cached or resumable; every file is readable JSONL):
       kdedge llm import-gguf SmolLM2-135M-Instruct.Q4_1.gguf --out smollm2/
       kdedge llm collect --teacher-url http://127.0.0.1:8000/v1 --teacher-model T \\
           --prompts prompts.jsonl --catalog catalog.jsonl --out answers/
@@ -164,7 +164,8 @@ def gate_cmd(answers, catalog, out, min_support, max_contradiction, as_json, qui
         emit_json(data)
         return
     stdout.print(
-        f"✓ accepted {data['accepted']} of {data['rows']} ({percent(data['acceptance_rate'])}) "
+        f"✓ accepted {data['accepted']} of {data['teacher_rows']} teacher answers "
+        f"({percent(data['acceptance_rate'])}), plus {data['human_rows']} human rows "
         f"→ {out}/accepted.jsonl; rejected rows with reasons → {out}/rejected.jsonl"
     )
     for reason, n in sorted(data.get("rejected_by_reason", {}).items(), key=lambda x: -x[1]):
@@ -174,7 +175,11 @@ def gate_cmd(answers, catalog, out, min_support, max_contradiction, as_json, qui
 @command.command("build")
 @click.argument("sources", nargs=-1, required=True, type=data_path)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--total", type=click.IntRange(1), help="Rows to draw  [default: all that fit]")
+@click.option(
+    "--total",
+    type=click.IntRange(1),
+    help="Rows to draw  [default: as many as given; short groups are repeated, and said so]",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @json_option
 def build_cmd(sources, out, total, seed, as_json) -> None:

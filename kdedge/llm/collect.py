@@ -308,7 +308,8 @@ def collect(
     report.summary["cache_hits"] = hits
     report.summary["new_answers"] = report.answered
     report.summary["failed"] = dict(report.failed)
-    EventLog(out / EVENTS, run_id).emit("teacher_label_generation", **report.summary)
+    fields = {k: v for k, v in report.summary.items() if k not in ("event", "run_id")}
+    EventLog(out / EVENTS, run_id).emit("teacher_label_generation", **fields)
     atomic_write_text(out / REPORT, json.dumps(report.to_dict(), indent=2) + "\n")
     return report
 

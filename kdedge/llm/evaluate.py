@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTIONS = ("answer", "cannot_confirm", "refusal", "escalation")
-_WORD = re.compile(r"[a-z0-9$.]+")
+_WORD = re.compile(r"\$?\d+(?:\.\d+)?|[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def _bundle_generator(bundle: Any, artifact: str | None, threads: int | None) ->
         out = []
         for row in batch:
             g = rt.generate(row["question"], row["evidence"], route=False, max_tokens=max_new)
-            out.append((g.text, g.completion_tokens))
+            out.append((g.text, g.tokens))
         return out
 
     return run, rt.artifact.name, rt.close
