@@ -16,7 +16,17 @@ def loaded_after(statement: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["kdedge", "kdedge.runtimes", "kdedge.errors"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "kdedge",
+        "kdedge.runtimes",
+        "kdedge.errors",
+        "kdedge.runtimes.generate",
+        "kdedge.runtimes.api",
+        "kdedge.runtimes.backends.llamacpp",
+    ],
+)
 def test_runtime_imports_stay_small(module):
     modules = loaded_after(f"import {module}")
     bad = sorted(m for m in modules if m.split(".")[0] in HEAVY)

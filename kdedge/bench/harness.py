@@ -4,6 +4,15 @@ reference rows measured in the same run with the same inputs and thread limits.
 Each measurement is a fresh ``kdedge.bench.worker`` process (cold start and peak RSS mean
 nothing otherwise). Figures from one run are comparable with each other; across runs of a
 shared machine, compare the ratios against the reference rows, not the milliseconds.
+
+A ``generate`` bundle gets llama-bench style rows instead: per GGUF artifact and target,
+prompt processing (``pp``) and generation (``tg``) tokens/s through the kdedge runtime, and
+the same through raw llama-cpp-python on the same file with the same threads (reference rows
+``llamacpp:<artifact>``); ``ratios`` then hold runtime/raw for both. JSON schema v1 grows,
+compatibly: rows gain ``pp`` and ``tg`` (``{"tokens", "tokens_per_s" (median), "min", "max",
+"n"}``, ``tg`` also ``context``, the prompt length it ran after; null for classifiers),
+ratios of generators carry ``pp_ratio`` / ``tg_ratio`` instead of ``p50_speedup``, and
+settings ``task``, ``pp``, ``tg`` and ``gen_repeats``.
 """
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ class Row:
     peak_rss_mb: float | None = None
     load_ms: float | None = None
     error: str | None = None
+    pp: dict[str, Any] | None = None  # generators: prompt processing tokens/s
+    tg: dict[str, Any] | None = None  # generators: generation tokens/s
 
 
 @dataclass
@@ -77,8 +88,9 @@ class BenchReport:
 
     def ratios(self) -> list[dict[str, Any]]:
         """Batch-1 p50 speed-up of rows over the reference rows of their target: every row
-        over each torch row, and each ONNX artifact over optimum on the same file."""
-        out = []
+        over each torch row, and each ONNX artifact over optimum on the same file; for
+        generators, runtime/raw llama-cpp-python tokens/s on the same file."""
+        out = self._generation_ratios()
         for ref in (r for r in self.rows if r.kind in ("torch", "optimum") and r.batch_1):
             for row in self.rows:
                 same_file = ref.kind != "optimum" or ref.name == f"optimum:{row.name}"
@@ -89,6 +101,23 @@ class BenchReport:
                             "row": row.name,
                             "reference": ref.name,
                             "p50_speedup": round(ref.batch_1["p50"] / row.batch_1["p50"], 2),
+                        }
+                    )
+        return out
+
+    def _generation_ratios(self) -> list[dict[str, Any]]:
+        out = []
+        for ref in (r for r in self.rows if r.kind == "llamacpp"):
+            for row in self.rows:
+                same = row.target == ref.target and ref.name == f"llamacpp:{row.name}"
+                if row.kind == "generate" and same:
+                    out.append(
+                        {
+                            "target": row.target,
+                            "row": row.name,
+                            "reference": ref.name,
+                            "pp_ratio": _ratio(row.pp, ref.pp),
+                            "tg_ratio": _ratio(row.tg, ref.tg),
                         }
                     )
         return out
@@ -105,6 +134,11 @@ class BenchReport:
             "rows": [asdict(r) for r in self.rows],
             "ratios": self.ratios(),
         }
+
+
+def _ratio(row: dict[str, Any] | None, ref: dict[str, Any] | None) -> float | None:
+    mine, theirs = (row or {}).get("tokens_per_s"), (ref or {}).get("tokens_per_s")
+    return round(mine / theirs, 3) if mine and theirs else None
 
 
 def read_texts(path: str | Path | None, limit: int) -> list[str]:
@@ -147,7 +181,7 @@ def _measure(job: dict[str, Any], row: Row, cold_runs: int) -> None:
             colds.append((cold["first_done_unix"] - start) * 1000.0)
             rss.append(cold["peak_rss_mb"])
     row.batch_1 = result.get("batch_1")
-    row.batch_n = result.get(f"batch_{job['batch']}")
+    row.batch_n = result.get(f"batch_{job.get('batch')}")
     row.batch_1_max_length = result.get("batch_1_max_length")
     row.cold_start_ms = {
         "median": round(statistics.median(colds), 1),
@@ -156,6 +190,7 @@ def _measure(job: dict[str, Any], row: Row, cold_runs: int) -> None:
     }
     row.peak_rss_mb = max(rss)
     row.load_ms = result["load_ms"]
+    row.pp, row.tg = result.get("pp"), result.get("tg")
 
 
 def bench(
@@ -170,9 +205,16 @@ def bench(
     cold_runs: int = 3,
     max_texts: int = 200,
     compare_optimum: bool = True,
+    pp: int = 512,
+    tg: int = 128,
+    gen_repeats: int = 5,
     track: Tracker = silent,
 ) -> BenchReport:
-    """Measure the bundle's passing artifacts on each target (see the module docstring)."""
+    """Measure the bundle's passing artifacts on each target (see the module docstring).
+
+    ``pp``, ``tg`` and ``gen_repeats`` apply to generate bundles, which ignore ``data``,
+    ``batch``, ``repeats`` and the optimum rows and refuse ``compare_torch``.
+    """
     manifest = read_manifest(bundle)
     chosen = [a for a in manifest.artifacts if a.status == "passed"]
     if artifacts:
@@ -180,12 +222,23 @@ def bench(
         if unknown:
             raise ConfigError(f"no artifact {', '.join(sorted(unknown))} in {bundle}")
         chosen = [a for a in manifest.artifacts if a.name in artifacts]
+    generate = manifest.task == "generate"
+    if generate and compare_torch:
+        raise ConfigError(
+            "--compare-torch measures classifiers; a generate bundle is compared with raw "
+            "llama-cpp-python on its own GGUF files. Fix: drop --compare-torch"
+        )
+    if generate and (pp < 1 or tg < 1 or gen_repeats < 1):
+        raise ConfigError(f"pp, tg and gen_repeats must be >= 1, got {pp}, {tg}, {gen_repeats}")
     # refuse a damaged bundle before any measuring, hashing only what will be measured
     verify_files(bundle, manifest, [a.name for a in chosen])
+    resolved = {name: get_target(name) for name in targets}  # unknown targets fail here
+    if generate:
+        return _bench_generation(
+            bundle, manifest, chosen, resolved, pp, tg, gen_repeats, cold_runs, track
+        )
     texts = read_texts(data, max_texts)
     source = Path(manifest.provenance.get("source_model") or "")
-    # unknown targets fail here, before anything is created
-    resolved = {name: get_target(name) for name in targets}
     with contextlib.ExitStack() as cleanup:  # the optimum folder goes whatever happens
         optimum_dir = None
         if compare_optimum and _optimum_installed() and (source / "config.json").is_file():
@@ -207,14 +260,7 @@ def bench(
         for name in targets:
             target = resolved[name]
             why = target.unavailable()
-            report.targets[name] = {
-                "summary": target.summary,
-                "emulation": target.emulation,
-                "threads": target.threads,
-                "cores": target.cores,
-                "cpu_share": round(target.cpu_share, 3),
-                "skipped": why,
-            }
+            report.targets[name] = _target_record(target, why)
             if why:
                 continue
             limits = {
@@ -283,6 +329,95 @@ def bench(
         if not _optimum_installed()
         else f"no config.json at the bundle's source model {source}"
     )
+    return report
+
+
+def _target_record(target: Target, why: str | None) -> dict[str, Any]:
+    return {
+        "summary": target.summary,
+        "emulation": target.emulation,
+        "threads": target.threads,
+        "cores": target.cores,
+        "cpu_share": round(target.cpu_share, 3),
+        "skipped": why,
+    }
+
+
+def _bench_generation(
+    bundle: str | Path,
+    manifest: Any,
+    chosen: list[Any],
+    targets: dict[str, Target],
+    pp: int,
+    tg: int,
+    repeats: int,
+    cold_runs: int,
+    track: Tracker,
+) -> BenchReport:
+    """pp / tg rows per GGUF artifact and target, each followed by its raw llama-cpp-python
+    reference row, which processes exactly as many prompt tokens as the runtime row did."""
+    from kdedge.runtimes.generate import GenerationConfig
+
+    context = GenerationConfig.of(Path(bundle), manifest).context_length
+    pp = min(pp, context - 1)
+    tg = min(tg, context - 1)
+    report = BenchReport(
+        host=describe(),
+        bundle=str(bundle),
+        settings={
+            "task": "generate",
+            "pp": pp,
+            "tg": tg,
+            "gen_repeats": repeats,
+            "cold_runs": cold_runs,
+            "context_length": context,
+        },
+        targets={},
+    )
+    plan: list[tuple[dict[str, Any], Row, dict[str, Any], Row]] = []
+    for name, target in targets.items():
+        why = target.unavailable()
+        report.targets[name] = _target_record(target, why)
+        if why:
+            continue
+        limits = {"threads": target.threads, "cores": target.cores, "tg": tg, "repeats": repeats}
+        for a in chosen:
+            if a.format != "gguf" or a.backend not in target.backends:
+                continue
+            if not engine_installed(a.backend):
+                continue
+            job = {
+                **limits,
+                "kind": "generate",
+                "bundle": str(bundle),
+                "artifact": a.name,
+                "pp": pp,
+            }
+            raw_job = {
+                **limits,
+                "kind": "llamacpp",
+                "model": str(Path(bundle, a.main_file).resolve()),
+                "n_ctx": context,
+            }
+            plan.append(
+                (
+                    job,
+                    Row(name, a.name, "generate", a.backend, a.precision, a.size_bytes),
+                    raw_job,
+                    Row(
+                        name, f"llamacpp:{a.name}", "llamacpp", a.backend, a.precision, a.size_bytes
+                    ),
+                )
+            )
+    for job, mine, raw_job, raw in track(plan, "benchmarking", total=len(plan)):
+        _measure(job, mine, cold_runs)
+        report.rows.append(mine)
+        # the raw row processes as many prompt tokens as the runtime's prompt had, and
+        # generates after a context as long as the runtime's chat prompt
+        raw_job["pp"] = (mine.pp or {}).get("tokens") or pp
+        raw_job["tg_context"] = (mine.tg or {}).get("context") or 1
+        _measure(raw_job, raw, cold_runs)
+        report.rows.append(raw)
     return report
 
 

@@ -60,12 +60,70 @@ HEADERS = (
 
 
 def headers(report: dict[str, Any]) -> list[str]:
+    if is_generation(report):
+        return list(GENERATION_HEADERS)
     n = report["settings"]["batch"]
     return [h.format(n=n) for h in HEADERS]
 
 
+def is_generation(report: dict[str, Any]) -> bool:
+    return report["settings"].get("task") == "generate"
+
+
+GENERATION_HEADERS = (
+    "target",
+    "model",
+    "pp tokens",
+    "pp tok/s",
+    "tg tokens",
+    "tg tok/s",
+    "cold ms",
+    "RSS MB",
+    "size MB",
+    "pp vs raw",
+    "tg vs raw",
+    "error",
+)
+
+
+def generation_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One list of cells per generator row (GENERATION_HEADERS), runtime rows with their
+    runtime/raw llama-cpp-python ratios."""
+    ratios = {(r["target"], r["row"]): r for r in report["ratios"] if "pp_ratio" in r}
+    rows = []
+    for r in report["rows"]:
+        pp, tg, cold = r.get("pp") or {}, r.get("tg") or {}, r["cold_start_ms"] or {}
+        ratio = ratios.get((r["target"], r["name"]), {})
+        rows.append(
+            [
+                r["target"],
+                r["name"],
+                fmt(pp.get("tokens"), "d"),
+                fmt(pp.get("tokens_per_s"), ",.1f"),
+                fmt(tg.get("tokens"), "d"),
+                fmt(tg.get("tokens_per_s"), ",.1f"),
+                fmt(cold.get("median"), ".0f"),
+                fmt(r["peak_rss_mb"], ".0f"),
+                fmt(None if r["size_bytes"] is None else r["size_bytes"] / 1e6, ".1f"),
+                fmt(ratio.get("pp_ratio"), ".2f", "x"),
+                fmt(ratio.get("tg_ratio"), ".2f", "x"),
+                r["error"] or "",
+            ]
+        )
+    return rows
+
+
 def markdown(report: dict[str, Any]) -> str:
     host = report["host"]
+    settings = report["settings"]
+    if is_generation(report):
+        inputs = (
+            f"Generation, llama-bench style: pp {settings['pp']} prompt tokens, tg "
+            f"{settings['tg']} generated tokens, {settings['gen_repeats']} repeats each (median "
+            f"tokens/s); context {settings['context_length']}; {report['created']}."
+        )
+    else:
+        inputs = f"Inputs: {settings['texts']} texts from {settings['data']}; {report['created']}."
     lines = [
         f"# kdedge bench: {report['bundle']}",
         "",
@@ -74,8 +132,7 @@ def markdown(report: dict[str, Any]) -> str:
         f" {host['system']}, Python {host['python']}; "
         + ", ".join(f"{k} {v}" for k, v in host["packages"].items())
         + ".",
-        f"Inputs: {report['settings']['texts']} texts from {report['settings']['data']}; "
-        f"{report['created']}.",
+        inputs,
         "",
     ]
     for name, t in report["targets"].items():
@@ -83,6 +140,17 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"- **{name}**: {t['summary']}. {note}")
     cols = headers(report)
     lines += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    if is_generation(report):
+        lines += ["| " + " | ".join(row) + " |" for row in generation_rows(report)]
+        lines += [
+            "",
+            "`llamacpp:<artifact>`: raw llama-cpp-python (`Llama.generate`) on the same GGUF with "
+            "the same threads and context, fed as many prompt tokens as the runtime's chat "
+            "prompt had. `vs raw`: runtime tokens/s over raw tokens/s (1.00x = no overhead). "
+            "pp: from the call to the first sampled token; tg: the decode steps after it, "
+            "through end-of-turn tokens.",
+        ]
+        return "\n".join(lines) + "\n"
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
     lines += [
         "",

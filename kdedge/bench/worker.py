@@ -9,6 +9,15 @@ The job is JSON on stdin; the result is one JSON object on stdout:
   .onnx file): the last two are reference rows;
 - ``threads``, ``cores``: the target's limits; ``texts``: inputs, cycled in order;
 - ``batch``, ``repeats``, ``warmup``: ``repeats: 0`` measures only the cold start.
+
+Generators, llama-bench style (``kind``: ``generate`` for a GGUF artifact of a generate
+bundle through the kdedge runtime, ``llamacpp`` for raw llama-cpp-python on the same file
+with the same threads and context): ``pp`` prompt tokens processed (tokens/s from the call to
+the first sampled token) and ``tg`` tokens generated through end-of-turn tokens (tokens/s over
+the ``tg - 1`` decode steps after the first token), each ``repeats`` times after one warm-up.
+The runtime's prompt is its own chat prompt, grown with catalog-like evidence lines to about
+``pp`` tokens (never below the bundle's bare prompt); it reports the count it reached, and
+the harness gives the raw row exactly that many tokens.
 """
 
 from __future__ import annotations
@@ -86,6 +95,135 @@ def _optimum_predictor(job: dict[str, Any]) -> Callable[[Sequence[str]], Any]:
     return predict
 
 
+QUESTION = "Which of these volumes are in stock, and what do they cost?"
+
+
+def _filler(rt: Any, pp: int) -> list[str]:
+    """Evidence lines that bring the runtime's prompt to about ``pp`` tokens (not above it,
+    unless the bare prompt already is)."""
+
+    def size(lines: list[str]) -> int:
+        return len(rt.generator.prompt_ids(rt.messages(QUESTION, lines)))
+
+    lines: list[str] = []
+    while size(lines) < pp:
+        n = len(lines) + 1
+        lines.append(
+            f"Catalog title {n} vol. {n % 40 + 1} | paperback | in stock | ${n % 20 + 5}.99"
+        )
+    while lines and size(lines) > pp:  # trim the last line word by word
+        words = lines[-1].split(" ")[:-1]
+        lines[-1:] = [" ".join(words)] if words else []
+    return lines
+
+
+def _rates(samples: list[float], tokens: int) -> dict[str, Any]:
+    """Median, min and max tokens/s of the samples (None without any)."""
+    if not samples:
+        return {"tokens": tokens, "tokens_per_s": None, "min": None, "max": None, "n": 0}
+    return {
+        "tokens": tokens,
+        "tokens_per_s": round(float(np.median(samples)), 2),
+        "min": round(min(samples), 2),
+        "max": round(max(samples), 2),
+        "n": len(samples),
+    }
+
+
+def run_generate(job: dict[str, Any]) -> dict[str, Any]:
+    """A GGUF artifact of a generate bundle through :func:`kdedge.runtimes.load`."""
+    from kdedge.runtimes import load
+
+    _pin(job.get("cores"))
+    t0 = time.perf_counter()
+    rt = load(job["bundle"], artifact=job["artifact"], threads=job.get("threads"))
+    t1 = time.perf_counter()
+    rt.generate(QUESTION, route=False, max_tokens=1)
+    out: dict[str, Any] = {
+        "load_ms": round((t1 - t0) * 1000.0, 2),
+        "first_predict_ms": round((time.perf_counter() - t1) * 1000.0, 2),
+        "first_done_unix": time.time(),
+    }
+    repeats = job.get("repeats", 0)
+    if repeats:
+        evidence = _filler(rt, job["pp"])
+        pp, tokens = [], 0
+        for i in range(repeats + 1):  # the first is a warm-up
+            g = rt.generate(QUESTION, evidence, route=False, max_tokens=1)
+            tokens = g.prompt_tokens
+            if i and g.prompt_tokens_per_s:
+                pp.append(g.prompt_tokens_per_s)
+        tg, context = [], 0
+        for i in range(repeats + 1):
+            r = rt.generator.generate(rt.messages(QUESTION), max_tokens=job["tg"], ignore_eos=True)
+            context = r.prompt_tokens
+            if i and r.tokens_per_s:
+                tg.append(r.tokens_per_s)
+        out["pp"] = _rates(pp, tokens)
+        out["tg"] = {**_rates(tg, job["tg"]), "context": context}
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def run_llamacpp(job: dict[str, Any]) -> dict[str, Any]:
+    """Raw llama-cpp-python on the same GGUF: ``Llama.generate`` for pp and tg alike."""
+    _pin(job.get("cores"))
+    t0 = time.perf_counter()
+    import llama_cpp
+
+    threads = job.get("threads")
+    llm = llama_cpp.Llama(
+        model_path=job["model"],
+        n_ctx=job["n_ctx"],
+        n_batch=min(512, job["n_ctx"]),
+        n_ubatch=min(512, job["n_ctx"]),
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+    )
+    t1 = time.perf_counter()
+
+    def first_token(ids: list[int]) -> Any:
+        """Prefill ``ids`` from an empty cache and sample one token; the generator goes on."""
+        llm.reset()
+        steps = llm.generate(ids, temp=0.0, repeat_penalty=1.0)
+        next(steps)
+        return steps
+
+    # the runtime row's prompt sizes: pp tokens, and its bare chat prompt, which its first
+    # answer (the cold start) and its tg runs came after
+    need = max(job["pp"], job.get("tg_context", 1))
+    text = " ".join(f"Catalog title {n} | paperback | in stock" for n in range(need))
+    filler = llm.tokenize(text.encode("utf-8"), add_bos=False)
+    prompt, context = filler[: job["pp"]], filler[: job.get("tg_context", 1)]
+    first_token(context).close()
+    out: dict[str, Any] = {
+        "load_ms": round((t1 - t0) * 1000.0, 2),
+        "first_predict_ms": round((time.perf_counter() - t1) * 1000.0, 2),
+        "first_done_unix": time.time(),
+    }
+    repeats = job.get("repeats", 0)
+    if repeats:
+        pp, tg = [], []
+        for i in range(repeats + 1):  # the first is a warm-up
+            start = time.perf_counter()
+            first_token(prompt).close()
+            if i:
+                pp.append(len(prompt) / (time.perf_counter() - start))
+        for i in range(repeats + 1):
+            steps = first_token(context)
+            start = time.perf_counter()
+            for _ in range(job["tg"] - 1):
+                next(steps)
+            steps.close()
+            if i and job["tg"] > 1:
+                tg.append((job["tg"] - 1) / (time.perf_counter() - start))
+        out["pp"] = _rates(pp, len(prompt))
+        out["tg"] = {**_rates(tg, job["tg"]), "context": len(context)}
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
 PREDICTORS = {
     "artifact": _runtime_predictor,
     "torch": _torch_predictor,
@@ -116,7 +254,12 @@ def _latency(predict: Callable, texts: list[str], batch: int, repeats: int, warm
     return _percentiles(samples)
 
 
+GENERATORS = {"generate": run_generate, "llamacpp": run_llamacpp}
+
+
 def run(job: dict[str, Any]) -> dict[str, Any]:
+    if job["kind"] in GENERATORS:
+        return GENERATORS[job["kind"]](job)
     _pin(job.get("cores"))
     t0 = time.perf_counter()
     predict = PREDICTORS[job["kind"]](job)

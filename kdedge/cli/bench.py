@@ -71,6 +71,27 @@ from kdedge.cli.console import info, rich_tracker, stdout
     is_flag=True,
     help="Skip optimum's ORTModel rows (measured when optimum is installed).",
 )
+@click.option(
+    "--pp",
+    type=click.IntRange(1),
+    default=512,
+    show_default=True,
+    help="Generate bundles: prompt tokens processed per pp measurement.",
+)
+@click.option(
+    "--tg",
+    type=click.IntRange(2),
+    default=128,
+    show_default=True,
+    help="Generate bundles: tokens generated per tg measurement.",
+)
+@click.option(
+    "--gen-repeats",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Generate bundles: pp and tg measurements per row (median reported).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def command(
     bundle,
@@ -85,6 +106,9 @@ def command(
     md_out,
     png_out,
     no_optimum,
+    pp,
+    tg,
+    gen_repeats,
     quiet,
 ):
     """Benchmark every artifact of a bundle per hardware target, with reference rows.
@@ -96,14 +120,24 @@ def command(
     ORTModel on the bundle's own .onnx files when optimum is installed. Lambda targets are
     emulated on one pinned core; the report says so.
 
+    A generate bundle gets llama-bench style rows per GGUF artifact: prompt processing (pp)
+    and generation (tg) tokens/s through the kdedge runtime, and through raw
+    llama-cpp-python on the same file with the same threads, with runtime/raw ratios.
+
     \b
-    Example:
+    Examples:
       kdedge bench bundle/ --target lambda-1024 --target intel-cpu \\
           --compare-torch student/ --data test.jsonl --json bench.json --report bench.md
+      kdedge bench llm-bundle/ --target cpu --pp 512 --tg 128 --report llm-bench.md
     """
     from kdedge.atomic import atomic_write_text
     from kdedge.bench.harness import bench
-    from kdedge.bench.report import markdown, plot, table_rows
+    from kdedge.bench.report import generation_rows, is_generation, markdown, plot, table_rows
+    from kdedge.errors import ConfigError
+    from kdedge.runtimes.bundle import read_manifest
+
+    if png_out and read_manifest(bundle).task == "generate":
+        raise ConfigError("--plot draws classifier accuracy against latency; drop it here")
 
     result = bench(
         bundle,
@@ -115,6 +149,9 @@ def command(
         repeats=repeats,
         cold_runs=cold_runs,
         compare_optimum=not no_optimum,
+        pp=pp,
+        tg=tg,
+        gen_repeats=gen_repeats,
         track=rich_tracker(quiet),
     ).to_dict()
     for name, t in result["targets"].items():
@@ -132,7 +169,10 @@ def command(
         atomic_write_text(md_out, markdown(result))
     if png_out:
         plot(result, png_out)
-    _print_tables(result, table_rows(result))
+    if is_generation(result):
+        _print_generation_tables(result, generation_rows(result))
+    else:
+        _print_tables(result, table_rows(result))
     if not json_out and not md_out:
         info("add --json/--report/--plot to keep the figures")
     errors = [r for r in result["rows"] if r["error"]]
@@ -174,4 +214,40 @@ def _print_tables(result: dict, rows: list[list[str]]) -> None:
             table.add_row(*(r[j] for _, j in TERMINAL))
             if r[13]:
                 table.add_row(f"[red]error: {r[13]}[/]")
+        stdout.print(table)
+
+
+# terminal columns of generator rows: index into generation_rows()
+GEN_TERMINAL = (
+    ("model", 1),
+    ("pp t/s", 3),
+    ("tg t/s", 5),
+    ("cold", 6),
+    ("RSS", 7),
+    ("pp ×raw", 9),
+    ("tg ×raw", 10),
+)
+
+
+def _print_generation_tables(result: dict, rows: list[list[str]]) -> None:
+    """One table per target: pp and tg tokens/s, runtime rows with runtime/raw ratios."""
+    from rich import box
+    from rich.table import Table
+
+    settings = result["settings"]
+    for target in result["targets"]:
+        mine = [r for r in rows if r[0] == target]
+        if not mine:
+            continue
+        table = Table(
+            title=f"{target}: tokens/s at pp {mine[0][2]} / tg {settings['tg']} tokens, "
+            "cold start in ms, RSS in MB",
+            box=box.SIMPLE_HEAD,
+        )
+        for i, (name, _) in enumerate(GEN_TERMINAL):
+            table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for r in mine:
+            table.add_row(*(r[j] for _, j in GEN_TERMINAL))
+            if r[-1]:
+                table.add_row(f"[red]error: {r[-1]}[/]")
         stdout.print(table)

@@ -90,12 +90,15 @@ def command(
     """Convert a model directory into verified artifacts, packed in one bundle.
 
     Every artifact is run on a fixed probe set and on --eval-data beside the torch model;
-    one that misses its format's tolerance is left out and the command exits 1.
+    one that misses its format's tolerance is left out and the command exits 1. A causal
+    LM (generation model) exports to gguf-f16 / gguf-q8_0 / gguf-q4_k_m, checked on chat
+    probes: tokenization, next-token logits and teacher-forced greedy tokens.
 
     \b
     Example:
       kdedge export student/ -f onnx -f onnx-int8 -f openvino-int8 -f gguf-q8_0 \\
           --eval-data data/test.jsonl --calibration-data data/validation.jsonl --out bundle/
+      kdedge export student-llm/ -f gguf-q8_0 -f gguf-q4_k_m --out llm-bundle/
       kdedge inspect bundle/
     """
     from kdedge.converters.base import ExportOptions
@@ -123,6 +126,68 @@ def command(
 
 
 def _render(report) -> None:
+    if report.task == "generate":
+        _render_generator(report)
+    else:
+        _render_classifier(report)
+    for r in report.results:
+        for warning in r.warnings:
+            info(f"[yellow]{r.name}:[/] {warning}")
+    if report.selection:
+        chosen = report.selection.get("selected")
+        info(
+            f"{report.selection['rule']}: "
+            + (
+                f"shipping {chosen}"
+                if chosen
+                else "no artifact qualified; shipping the passing ones"
+            )
+        )
+    for r in report.failed:
+        if not r.shipped:
+            info(f"[red]{r.name} not shipped:[/] {r.reason}")
+
+
+def _verdict(r) -> str:
+    verdict = "[green]pass[/]" if r.status == "passed" else f"[red]FAIL[/]: {r.reason}"
+    return verdict + (" (kept)" if r.status != "passed" and r.shipped else "")
+
+
+def _render_generator(report) -> None:
+    from rich.table import Table
+
+    def share(value: float) -> str:  # a handful of probes: whole percents
+        return f"{100 * value:.0f}%"
+
+    table = Table(title=f"{report.model_dir} → {report.out_dir or '(no bundle written)'}")
+    table.add_column("artifact", no_wrap=True)
+    for col in ("size", "ids", "|Δlogit|", "top-1", "greedy", "tok/s"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("result")
+    table.add_row("torch fp32", megabytes(report.torch_size_bytes), *["—"] * 5, "")
+    for r in report.results:
+        p = r.parity
+        if p is None:
+            table.add_row(r.name, *["—"] * 6, f"[red]error[/]: {r.error}")
+            continue
+        table.add_row(
+            r.name,
+            megabytes(r.size_bytes),
+            share(p.tokenizer_agreement),
+            f"{p.max_abs_logit:.2g}",
+            share(p.top1_agreement),
+            share(p.greedy_agreement),
+            f"{p.tokens_per_s:.0f}",
+            _verdict(r),
+        )
+    stdout.print(table)
+    info(
+        "ids: probes llama.cpp tokenizes like the HF tokenizer; |Δlogit|, top-1: next token "
+        "vs torch; greedy: teacher-forced greedy tokens equal to torch's"
+    )
+
+
+def _render_classifier(report) -> None:
     from rich.table import Table
 
     table = Table(title=f"{report.model_dir} → {report.out_dir or '(no bundle written)'}")
@@ -147,9 +212,6 @@ def _render(report) -> None:
         if p is None:
             table.add_row(mark + r.name, *["—"] * 7, f"[red]error[/]: {r.error}")
             continue
-        verdict = "[green]pass[/]" if r.status == "passed" else f"[red]FAIL[/]: {r.reason}"
-        if r.status != "passed" and r.shipped:
-            verdict += " (kept)"
         table.add_row(
             mark + r.name,
             megabytes(r.size_bytes),
@@ -159,22 +221,6 @@ def _render(report) -> None:
             "—" if p.accuracy_drop_points is None else f"{-p.accuracy_drop_points:+.2f}",
             "—" if p.ece is None else f"{p.ece:.4f}",
             "—" if p.latency_ms_p50 is None else f"{p.latency_ms_p50:.2f} ms",
-            verdict,
+            _verdict(r),
         )
     stdout.print(table)
-    for r in report.results:
-        for warning in r.warnings:
-            info(f"[yellow]{r.name}:[/] {warning}")
-    if report.selection:
-        chosen = report.selection.get("selected")
-        info(
-            f"{report.selection['rule']}: "
-            + (
-                f"shipping {chosen}"
-                if chosen
-                else "no artifact qualified; shipping the passing ones"
-            )
-        )
-    for r in report.failed:
-        if not r.shipped:
-            info(f"[red]{r.name} not shipped:[/] {r.reason}")

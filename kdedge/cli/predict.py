@@ -22,6 +22,17 @@ from kdedge.cli.options import open_runtime, runtime_options, teacher_options
 @click.option("--no-route", is_flag=True, help="Skip the router: the student always answers.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=3, show_default=True)
 @click.option("--probs", is_flag=True, help="Include every calibrated probability (JSON).")
+@click.option(
+    "--evidence",
+    multiple=True,
+    metavar="LINE",
+    help="Generate bundles: a catalog record the answer may use (repeat).",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(1),
+    help="Generate bundles: longest answer in tokens  [default: the manifest's]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object, or a list).")
 @runtime_options
 @teacher_options
@@ -32,10 +43,13 @@ def command(
     no_route,
     top_k,
     probs,
+    evidence,
+    max_tokens,
     as_json,
     **runtime,
 ):
     """Predict intents with a bundle, torch-free: label, calibrated confidence and route.
+    With a generate bundle, answer questions instead (from --evidence lines).
 
     The route says what an app should do: `answer` (trust the student), `clarify` (ask the
     question shown) or `fallback` (ask the teacher; with --teacher it is asked here).
@@ -47,13 +61,34 @@ def command(
       kdedge predict bundle/ --file holdout.jsonl --artifact openvino-int8
       kdedge predict bundle/ "freeze my account" --teacher http://127.0.0.1:8000/v1 \\
           --teacher-model gpt-4o-mini
+      kdedge predict llm-bundle/ "Is Nana vol. 1 in stock?" \\
+          --evidence "Nana vol. 1 | paperback | in stock | $9.99"
     """
     from kdedge.errors import ConfigError
+    from kdedge.runtimes.generate import GenerationRuntime
 
     texts = list(texts) + (_read_texts(text_file) if text_file else [])
     if not texts:
         raise ConfigError("nothing to predict: pass texts as arguments or --file FILE")
     with open_runtime(bundle, **runtime) as rt:
+        if isinstance(rt, GenerationRuntime):
+            if probs:
+                raise ConfigError(f"--probs applies to classifier bundles; {bundle} generates")
+            results = [
+                rt.generate(q, list(evidence), route=not no_route, max_tokens=max_tokens)
+                for q in texts
+            ]
+            if as_json:
+                rows = [g.to_dict() for g in results]
+                emit_json(rows[0] if len(rows) == 1 else rows)
+                return
+            info(f"{rt.artifact.name} on {rt.backend.name} · {rt.why}")
+            _answers(texts, results)
+            return
+        if evidence or max_tokens:
+            raise ConfigError(
+                f"--evidence and --max-tokens apply to generate bundles; {bundle} is a classifier"
+            )
         predictions = rt.predict_batch(texts, route=not no_route)
         if as_json:
             rows = [p.to_dict(top_k=top_k, probs=probs) for p in predictions]
@@ -75,6 +110,28 @@ def _read_texts(path: Path) -> list[str]:
     from kdedge.data.io import load_examples
 
     return [e.text for e in load_examples(path, require_labels=False)]
+
+
+def _answers(questions, generations) -> None:
+    """Each question, its answer, and a line of route, confidence and speed."""
+    from rich.markup import escape
+
+    colours = {"answer": "green", "clarify": "yellow", "fallback": "magenta"}
+    for question, g in zip(questions, generations, strict=True):
+        if g.text is not None:
+            answer = escape(g.text.strip())
+        else:
+            answer = "[dim](no answer: the route is fallback and no --teacher was given)[/]"
+        conf = "—" if g.confidence is None else f"{g.confidence:.3f}"
+        speed = "—" if g.tokens_per_s is None else f"{g.tokens_per_s:.1f}"
+        teacher = f" · teacher {g.fallback.source}" if g.fallback is not None else ""
+        stdout.print(f"[bold]Q:[/] {escape(question)}")
+        stdout.print(answer)
+        stdout.print(
+            f"[{colours[g.route]}]{g.route}[/] ({g.reason}) · confidence {conf} · "
+            f"{g.tokens} tokens · {speed} tokens/s · {g.latency_ms:.0f} ms{teacher}\n",
+            style="dim",
+        )
 
 
 def _table(texts, predictions, top_k: int) -> None:

@@ -42,6 +42,9 @@ def command(
 ):
     """Serve a bundle over HTTP: POST /predict, GET /healthz, GET /metrics (Prometheus).
 
+    A generate bundle answers one question per request: {"text": "...", "evidence": [...]}
+    (optional "max_tokens", "route", "logprobs"); /metrics counts its tokens too.
+
     \b
     Examples:
       kdedge serve bundle/ --port 8080
@@ -51,6 +54,8 @@ def command(
           --log requests.jsonl
       kdedge serve teacher_bundle/ --port 8081      # a teacher other servers fall back to:
       kdedge serve bundle/ --teacher kdedge+http://127.0.0.1:8081
+      kdedge serve llm-bundle/ --teacher http://127.0.0.1:8000/v1 --teacher-model big
+      curl -s localhost:8080/predict -d '{"text": "Is Nana in stock?", "evidence": ["..."]}'
     """
     from kdedge.runtimes.requestlog import TieredLog
     from kdedge.runtimes.server import PredictServer

@@ -1,7 +1,9 @@
-"""``export_bundle``: convert a classifier to several formats, prove each, pack a bundle.
+"""``export_bundle``: convert a model to several formats, prove each, pack a bundle.
 
-Every artifact is checked against the torch model (see :mod:`kdedge.converters.parity`)
-with the tolerance its converter declares. An artifact that fails is left out of the
+Classifiers go to any registered format; causal LMs (generation models) go to GGUF
+(:mod:`kdedge.converters.gguf_llama`). Every artifact is checked against the torch model
+(:mod:`kdedge.converters.parity` / :mod:`kdedge.converters.parity_llm`) with the
+tolerance its converter declares. An artifact that fails is left out of the
 bundle unless ``keep_failed`` is set, in which case it ships marked ``failed``. The bundle
 directory appears in one rename, so a crash never leaves half a bundle behind.
 """
@@ -13,7 +15,7 @@ import json
 import platform
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,23 @@ import torch
 
 from kdedge import __version__
 from kdedge.atomic import atomic_dir
-from kdedge.converters.base import ConvertInput, ExportOptions
+from kdedge.converters.base import Converted, ConvertInput, ExportOptions
 from kdedge.converters.parity import PROBE_TEXTS, ParityReport, Reference, batched_logits, check
-from kdedge.converters.registry import get_format, known_formats, load_converter
+from kdedge.converters.parity_llm import NEW_TOKENS, GenerationParity
+from kdedge.converters.registry import FormatSpec, get_format, known_formats, load_converter
 from kdedge.data.io import check_labels, load_examples
-from kdedge.distill.models import Classifier, fingerprint, load_classifier, size_on_disk
+from kdedge.distill.models import (
+    Classifier,
+    fingerprint,
+    load_classifier,
+    read_meta,
+    size_on_disk,
+)
 from kdedge.distill.taxonomy import Taxonomy
 from kdedge.errors import ConfigError, KdedgeError, ModelError
+from kdedge.extras import require
+from kdedge.llm import prompts
+from kdedge.llm.models import is_causal_lm, read_config
 from kdedge.progress import Tracker, silent
 from kdedge.runtimes.bundle import (
     TOKENIZER,
@@ -40,6 +52,7 @@ from kdedge.runtimes.bundle import (
     sha256_file,
     write_manifest,
 )
+from kdedge.runtimes.generate import DEFAULT_ROUTER as GENERATION_ROUTER
 from kdedge.runtimes.tokenizer import Tokenizer
 
 # Router defaults written into every bundle; `kdedge route fit` (runtime) tunes them.
@@ -49,6 +62,10 @@ ROUTER_DEFAULTS = {
     "low_confidence_action": "clarify",
     "max_fallback_rate": 0.2,
 }
+# Generation bundles: the llama.cpp context the runtime opens (at most the model's own)
+# and the answer budget.
+DEFAULT_CONTEXT = 2048
+MAX_NEW_TOKENS = 256
 
 
 @dataclass
@@ -57,7 +74,7 @@ class ArtifactResult:
 
     name: str
     status: str  # passed | failed | error
-    parity: ParityReport | None = None
+    parity: ParityReport | GenerationParity | None = None
     size_bytes: int | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -93,6 +110,7 @@ class ExportReport:
     torch_accuracy: float | None
     results: list[ArtifactResult]
     selection: dict[str, Any] = field(default_factory=dict)
+    task: str = "intent"  # intent | generate
 
     @property
     def failed(self) -> list[ArtifactResult]:
@@ -100,6 +118,7 @@ class ExportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "task": self.task,
             "model_dir": str(self.model_dir),
             "out_dir": str(self.out_dir) if self.out_dir else None,
             "torch_size_bytes": self.torch_size_bytes,
@@ -114,10 +133,10 @@ def _texts(path: str | Path | None, *, labeled: bool) -> list[Any]:
     return [] if path is None else load_examples(path, require_labels=labeled)
 
 
-def _check_tokenizer(clf: Classifier, tok: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
+def _check_tokenizer(hf_tokenizer: Any, tok: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
     """Ids from the bundle's tokenizer.json, after proving they equal the model's own."""
     ours = tok.ids(texts)
-    theirs = clf.tokenizer(list(texts), truncation=True, max_length=clf.max_length)["input_ids"]
+    theirs = hf_tokenizer(list(texts), truncation=True, max_length=tok.max_length)["input_ids"]
     for text, a, b in zip(texts, ours, theirs, strict=True):
         if list(a) != list(b):
             raise ModelError(
@@ -155,6 +174,7 @@ def _provenance(model_dir: Path, meta: dict[str, Any], data: dict[str, Path | No
         "source_model": str(model_dir.resolve()),
         "source_sha256": fingerprint(model_dir),
         "role": meta.get("role"),
+        **({"source": meta["source"]} if meta.get("source") else {}),
         "teachers": meta.get("teachers", []),
         "training_data": meta.get("data"),
         "loss": meta.get("loss"),
@@ -186,12 +206,20 @@ def export_bundle(
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     options = options or ExportOptions()
-    formats = list(dict.fromkeys(formats))
-    if not formats:
-        raise ConfigError("no --format given; choose from " + ", ".join(known_formats()))
-    specs = [get_format(f) for f in formats]  # unknown names fail before any work
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ConfigError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    specs = _requested(formats, out_dir, overwrite)
+    if is_causal_lm(model_dir):
+        given = {"--eval-data": eval_data, "--calibration-data": calibration_data}
+        unused = [flag for flag, value in given.items() if value is not None]
+        if select_within is not None:
+            unused.append("--select")
+        if unused:
+            raise ConfigError(
+                f"{', '.join(unused)} apply to classifiers; {model_dir} is a generation model. "
+                "Fix: drop them (measure answers with `kdedge llm eval`)"
+            )
+        return _export_generator(
+            model_dir, [s.name for s in specs], out_dir, keep_failed=keep_failed, track=track
+        )
     if select_within is not None and eval_data is None:
         raise ConfigError("--select fastest-within needs --eval-data to measure accuracy drops")
     converters = [load_converter(s.name) for s in specs]  # a missing extra fails here
@@ -207,7 +235,6 @@ def export_bundle(
         check_labels(eval_rows, clf.labels)
     calibration = [e.text for e in _texts(calibration_data, labeled=False)]
 
-    results: list[ArtifactResult] = []
     report: ExportReport | None = None
     try:
         with (
@@ -216,8 +243,9 @@ def export_bundle(
         ):
             clf.tokenizer.backend_tokenizer.save(str(staging / TOKENIZER))
             tok = Tokenizer(staging / TOKENIZER, clf.max_length)
-            probe_ids = _check_tokenizer(clf, tok, PROBE_TEXTS)
-            eval_ids = _check_tokenizer(clf, tok, [e.text for e in eval_rows]) if eval_rows else []
+            probe_ids = _check_tokenizer(clf.tokenizer, tok, PROBE_TEXTS)
+            eval_texts = [e.text for e in eval_rows]
+            eval_ids = _check_tokenizer(clf.tokenizer, tok, eval_texts) if eval_rows else []
             ref = Reference(
                 probe_ids=probe_ids,
                 probe_logits=_torch_logits(clf, probe_ids, tok.pad_id),
@@ -230,14 +258,16 @@ def export_bundle(
                 pad_id=tok.pad_id,
             )
             inp = ConvertInput(clf, calibration, options, workdir=Path(scratch) / "work")
-            artifacts: dict[str, Artifact] = {}
-            for conv in track(converters, "exporting", total=len(converters)):
-                result, artifact = _one(conv, inp, ref, staging, len(clf.labels))
-                results.append(result)
-                if artifact is not None and (result.status == "passed" or keep_failed):
-                    artifacts[conv.name] = artifact
-                else:
-                    shutil.rmtree(staging / conv.name, ignore_errors=True)
+
+            def one(conv: Any) -> tuple[ArtifactResult, Artifact | None]:
+                return _one(
+                    conv,
+                    staging,
+                    lambda folder: conv.convert(inp, folder),
+                    lambda path: check(conv.backend, path, ref, conv.tolerance, len(clf.labels)),
+                )
+
+            results, artifacts = _build(converters, staging, one, keep_failed, track)
 
             selection = _select(results, select_within) if select_within is not None else {}
             if selection.get("selected"):
@@ -290,18 +320,153 @@ def export_bundle(
     return report
 
 
+def _requested(formats: Sequence[str], out_dir: Path, overwrite: bool) -> list[FormatSpec]:
+    """The distinct requested formats' specs, after the checks every export shares."""
+    names = list(dict.fromkeys(formats))
+    if not names:
+        raise ConfigError("no --format given; choose from " + ", ".join(known_formats()))
+    specs = [get_format(f) for f in names]  # unknown names fail before any work
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ConfigError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    return specs
+
+
+def _generation(model: Any, tokenizer: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``generation`` section: prompt, chat template, context, stop tokens."""
+    prompt = meta.get("prompt") or {}
+    template = prompt.get("user_template", prompts.USER_TEMPLATE)
+    if "{question}" not in template:
+        raise ConfigError(
+            f"kdedge.json prompt.user_template {template[:60]!r} has no {{question}} "
+            "placeholder; fix the student's kdedge.json"
+        )
+    eos = model.generation_config.eos_token_id
+    eos_ids = [*(eos if isinstance(eos, list) else [eos]), tokenizer.eos_token_id]
+    stop = [tokenizer.convert_ids_to_tokens(int(i)) for i in eos_ids if i is not None]
+    return {
+        "system_prompt": prompt.get("system", prompts.SYSTEM_PROMPT),
+        "user_template": template,
+        "chat_template": tokenizer.chat_template,
+        "context_length": min(DEFAULT_CONTEXT, int(model.config.max_position_embeddings)),
+        "max_new_tokens": MAX_NEW_TOKENS,
+        "stop": list(dict.fromkeys(stop)),
+        "eos_token": tokenizer.eos_token,
+    }
+
+
+def _export_generator(
+    model_dir: Path, formats: list[str], out_dir: Path, *, keep_failed: bool, track: Tracker
+) -> ExportReport:
+    """``export_bundle`` for a causal LM: GGUF artifacts and a ``generate`` manifest."""
+    require("gguf", "gguf", "Exporting generation models")
+    from kdedge.converters import gguf_llama, parity_llm
+    from kdedge.llm.models import load_causal_lm
+
+    converters = [gguf_llama.generator_converter(f) for f in formats]
+    gguf_llama.check_supported(read_config(model_dir) or {}, model_dir)
+    model, tokenizer = load_causal_lm(model_dir)
+    meta = read_meta(model_dir)
+    generation = _generation(model, tokenizer, meta)
+    context = generation["context_length"]
+    texts = [
+        t
+        for t in parity_llm.probe_texts(tokenizer, generation["system_prompt"])
+        if len(tokenizer(t)["input_ids"]) + NEW_TOKENS <= context
+    ]
+    if not texts:
+        raise ConfigError(
+            f"{model_dir}: no parity probe fits the {context}-token context; "
+            "the model's max_position_embeddings is too small for chat prompts"
+        )
+    report: ExportReport | None = None
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="kdedge-export-") as scratch,
+            atomic_dir(out_dir) as staging,
+        ):
+            tokenizer.backend_tokenizer.save(str(staging / TOKENIZER))
+            _check_tokenizer(tokenizer, Tokenizer(staging / TOKENIZER, context), texts)
+            ref = parity_llm.reference(model, tokenizer, texts)
+            f32 = Path(scratch) / "gguf-f32"
+            name = model_dir.resolve().name
+
+            def one(conv: Any) -> tuple[ArtifactResult, Artifact | None]:
+                return _one(
+                    conv,
+                    staging,
+                    lambda folder: conv.convert(model, tokenizer, folder, f32, name),
+                    lambda path: parity_llm.check(path, ref, conv.tolerance),
+                )
+
+            results, artifacts = _build(converters, staging, one, keep_failed, track)
+            for r in results:
+                r.shipped = r.name in artifacts
+            report = ExportReport(
+                model_dir=model_dir,
+                out_dir=None,
+                torch_size_bytes=size_on_disk(model_dir),
+                torch_accuracy=None,
+                results=results,
+                task="generate",
+            )
+            if not artifacts:
+                raise _NothingShipped
+            manifest = Manifest(
+                task="generate",
+                labels=(),
+                max_length=context,
+                temperature=1.0,
+                artifacts=tuple(artifacts.values()),
+                tokenizer=FileEntry.of(staging, TOKENIZER),
+                router=dict(GENERATION_ROUTER),
+                gates=_gates(model_dir, meta),
+                provenance=_provenance(model_dir, meta, {}),
+                generation=generation,
+            )
+            write_manifest(staging, manifest)
+            report.out_dir = out_dir
+    except _NothingShipped:
+        pass
+    assert report is not None
+    return report
+
+
 class _NothingShipped(Exception):
     """Raised inside the bundle's atomic_dir to discard it when no artifact passed."""
 
 
+def _build(
+    converters: Sequence[Any],
+    staging: Path,
+    one: Callable[[Any], tuple[ArtifactResult, Artifact | None]],
+    keep_failed: bool,
+    track: Tracker,
+) -> tuple[list[ArtifactResult], dict[str, Artifact]]:
+    """Run ``one`` per converter; keep the artifacts that passed (all, with keep_failed)."""
+    results: list[ArtifactResult] = []
+    artifacts: dict[str, Artifact] = {}
+    for conv in track(converters, "exporting", total=len(converters)):
+        result, artifact = one(conv)
+        results.append(result)
+        if artifact is not None and (result.status == "passed" or keep_failed):
+            artifacts[conv.name] = artifact
+        else:
+            shutil.rmtree(staging / conv.name, ignore_errors=True)
+    return results, artifacts
+
+
 def _one(
-    conv: Any, inp: ConvertInput, ref: Reference, staging: Path, n_labels: int
+    conv: Any,
+    staging: Path,
+    convert: Callable[[Path], Converted],
+    prove: Callable[[Path], ParityReport | GenerationParity],
 ) -> tuple[ArtifactResult, Artifact | None]:
+    """Convert into ``staging/<name>``, check the main file, describe the artifact."""
     folder = staging / conv.name
     folder.mkdir()
     try:
-        converted = conv.convert(inp, folder)
-        parity = check(conv.backend, converted.files[0], ref, conv.tolerance, n_labels)
+        converted = convert(folder)
+        parity = prove(converted.files[0])
     except KdedgeError as exc:
         return ArtifactResult(conv.name, "error", error=str(exc)), None
     files = tuple(FileEntry.of(staging, relative(staging, f)) for f in converted.files)

@@ -1,5 +1,6 @@
 """The chat prompt every stage shares: the teacher is asked it, the student is trained on it,
-the runtime fills it from the bundle's manifest.
+the runtime fills the same template (:func:`kdedge.runtimes.generate.user_turn`) from the
+bundle's manifest.
 
 Answers are grounded: the user turn carries the catalog evidence retrieved for the question,
 so the model learns to answer from the evidence in front of it rather than from memory.
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kdedge.runtimes.generate import NO_EVIDENCE
+from kdedge.runtimes.generate import user_turn as fill_template
+
 SYSTEM_PROMPT = (
     "You are MangaAssist, a bookstore assistant. Answer only from the catalog evidence. "
     "If the evidence does not answer the question, say you cannot confirm it. "
@@ -16,13 +20,12 @@ SYSTEM_PROMPT = (
     "payments to a human agent."
 )
 USER_TEMPLATE = "Catalog evidence:\n{evidence}\n\nCustomer: {question}"
-NO_EVIDENCE = "(no matching catalog records)"
+__all__ = ["NO_EVIDENCE", "SYSTEM_PROMPT", "USER_TEMPLATE", "messages", "user_turn"]
 
 
 def user_turn(question: str, evidence: Sequence[str] = ()) -> str:
     """The user message: evidence lines (one catalog record each), then the question."""
-    lines = "\n".join(f"- {e}" for e in evidence) if evidence else NO_EVIDENCE
-    return USER_TEMPLATE.format(evidence=lines, question=question.strip())
+    return fill_template(USER_TEMPLATE, question, evidence)
 
 
 def messages(

@@ -462,7 +462,7 @@ def distill(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 tokens += int(data["mask"].sum())
-                loss_sum += float(mean_loss) * len(batch)
+                loss_sum += float(mean_loss.detach()) * len(batch)
                 seen += len(batch)
             train_s = time.perf_counter() - start
             answers, gen_tokens, gen_s = generate_all(

@@ -6,6 +6,9 @@
     rt = load("bundle/")                  # the best artifact for this machine
     p = rt.predict("where is my order?")  # label, confidence, probs, route
 
+    gen = load("llm-bundle/")             # a `generate` bundle: a GenerationRuntime
+    g = gen.generate("Is Nana in stock?", ["Nana vol. 1 | paperback | in stock"])
+
 Depends on numpy, tokenizers and the engine of the chosen artifact (onnxruntime, OpenVINO
 or llama.cpp), plus httpx/tenacity for the teacher fallback and prometheus_client for
 ``kdedge serve``. It never imports torch, transformers, optimum, click or rich
@@ -22,6 +25,9 @@ _EXPORTS = {
     "load": "kdedge.runtimes.runtime",
     "Runtime": "kdedge.runtimes.runtime",
     "Prediction": "kdedge.runtimes.runtime",
+    "GenerationRuntime": "kdedge.runtimes.generate",
+    "Generation": "kdedge.runtimes.generate",
+    "GenerationPolicy": "kdedge.runtimes.generate",
     "Router": "kdedge.runtimes.router",
     "RouterPolicy": "kdedge.runtimes.router",
     "TieredLog": "kdedge.runtimes.requestlog",
@@ -37,6 +43,9 @@ __all__ = [
     "FallbackAnswer",
     "FallbackError",
     "FallbackTarget",
+    "Generation",
+    "GenerationPolicy",
+    "GenerationRuntime",
     "KdedgeClient",
     "OpenAIClient",
     "Prediction",
@@ -57,6 +66,7 @@ if TYPE_CHECKING:
         OpenAIClient,
         open_fallback,
     )
+    from kdedge.runtimes.generate import Generation, GenerationPolicy, GenerationRuntime
     from kdedge.runtimes.requestlog import TieredLog
     from kdedge.runtimes.router import Router, RouterPolicy
     from kdedge.runtimes.runtime import Prediction, Runtime, load

@@ -4,17 +4,25 @@ Request: ``{"text": "..."}`` or ``{"texts": ["...", ...]}``, optionally with
 ``"route": false`` (the student always answers), ``"probs": true`` (all calibrated
 probabilities) and ``"top_k": N``. Response: one prediction object for ``text``,
 ``{"results": [...]}`` for ``texts``; errors are ``{"error": "..."}`` with status 400.
+
+A generate bundle takes one question per request: ``{"text": "...", "evidence": ["catalog
+line", ...]}``, optionally with ``"route": false``, ``"max_tokens": N`` and ``"logprobs":
+true`` (each answer token's log-probability); the response is one generation object.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kdedge.errors import DataError
+from kdedge.runtimes.generate import GenerationRuntime
+
 if TYPE_CHECKING:
     from kdedge.runtimes.runtime import Runtime
 
 MAX_BATCH = 64
 MAX_TEXT_CHARS = 20_000
+MAX_EVIDENCE = 100  # lines per question
 
 
 class BadRequest(ValueError):
@@ -52,8 +60,63 @@ def parse_request(payload: Any, max_batch: int = MAX_BATCH) -> tuple[list[str], 
     return texts, single, {"route": route, "probs": probs, "top_k": top_k}
 
 
-def handle_predict(runtime: Runtime, payload: Any, max_batch: int = MAX_BATCH) -> tuple[int, dict]:
+def parse_generate_request(
+    payload: Any, max_tokens_limit: int
+) -> tuple[str, list[str], dict[str, Any]]:
+    """Validate a generate request body: (question, evidence lines, options)."""
+    if not isinstance(payload, dict):
+        raise BadRequest('the body must be a JSON object: {"text": "...", "evidence": [...]}')
+    unknown = set(payload) - {"text", "evidence", "route", "max_tokens", "logprobs"}
+    if "texts" in payload:
+        raise BadRequest('a generate bundle answers one question per request: send "text"')
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+    question = payload.get("text")
+    if not isinstance(question, str) or not question.strip():
+        raise BadRequest('"text" must be a non-empty string (the question)')
+    if len(question) > MAX_TEXT_CHARS:
+        raise BadRequest(f'"text" has {len(question)} characters; the limit is {MAX_TEXT_CHARS}')
+    evidence = payload.get("evidence", [])
+    if not isinstance(evidence, list) or not all(isinstance(e, str) for e in evidence):
+        raise BadRequest('"evidence" must be a list of strings (one catalog record each)')
+    if len(evidence) > MAX_EVIDENCE or sum(map(len, evidence)) > MAX_TEXT_CHARS:
+        raise BadRequest(
+            f'"evidence" is limited to {MAX_EVIDENCE} lines and {MAX_TEXT_CHARS} characters'
+        )
+    route, logprobs = payload.get("route", True), payload.get("logprobs", False)
+    if not isinstance(route, bool) or not isinstance(logprobs, bool):
+        raise BadRequest('"route" and "logprobs" must be true or false')
+    max_tokens = payload.get("max_tokens")
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int)
+        or isinstance(max_tokens, bool)
+        or not 1 <= max_tokens <= max_tokens_limit
+    ):
+        raise BadRequest(f'"max_tokens" must be an integer from 1 to {max_tokens_limit}')
+    return question, evidence, {"route": route, "max_tokens": max_tokens, "logprobs": logprobs}
+
+
+def handle_generate(runtime: GenerationRuntime, payload: Any) -> tuple[int, dict]:
+    """Serve one generate request body: (HTTP status, JSON-ready response)."""
+    try:
+        question, evidence, options = parse_generate_request(payload, runtime.generator.n_ctx)
+    except BadRequest as exc:
+        return 400, {"error": str(exc)}
+    try:
+        generation = runtime.generate(
+            question, evidence, route=options["route"], max_tokens=options["max_tokens"]
+        )
+    except DataError as exc:  # the prompt does not fit the model's context
+        return 400, {"error": str(exc)}
+    return 200, generation.to_dict(logprobs=options["logprobs"])
+
+
+def handle_predict(
+    runtime: Runtime | GenerationRuntime, payload: Any, max_batch: int = MAX_BATCH
+) -> tuple[int, dict]:
     """Serve one request body: (HTTP status, JSON-ready response)."""
+    if isinstance(runtime, GenerationRuntime):
+        return handle_generate(runtime, payload)
     try:
         texts, single, options = parse_request(payload, max_batch)
     except BadRequest as exc:
@@ -63,10 +126,11 @@ def handle_predict(runtime: Runtime, payload: Any, max_batch: int = MAX_BATCH) -
     return 200, results[0] if single else {"results": results}
 
 
-def health(runtime: Runtime) -> dict[str, Any]:
+def health(runtime: Runtime | GenerationRuntime) -> dict[str, Any]:
     info = runtime.info()
     return {
         "status": "ok",
+        "task": info.get("task", "intent"),
         "artifact": info["artifact"],
         "backend": info["backend"],
         "labels": info["labels"],

@@ -110,6 +110,9 @@ class Manifest:
     gates: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     selection: dict[str, Any] = field(default_factory=dict)
+    # task "generate": system_prompt, user_template, chat_template, context_length,
+    # max_new_tokens, stop, eos_token (absent from classifier manifests)
+    generation: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def artifact(self, name: str) -> Artifact:
@@ -120,7 +123,7 @@ class Manifest:
         raise ModelError(f"the bundle has no artifact '{name}'; it has: {known}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "kind": KIND,
             "schema_version": self.schema_version,
             "task": self.task,
@@ -134,6 +137,9 @@ class Manifest:
             "gates": self.gates,
             "provenance": self.provenance,
         }
+        if self.generation:
+            d["generation"] = self.generation
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = MANIFEST) -> Manifest:
@@ -163,6 +169,7 @@ class Manifest:
                 gates=dict(d.get("gates", {})),
                 provenance=dict(d.get("provenance", {})),
                 selection=dict(d.get("selection", {})),
+                generation=dict(d.get("generation", {})),
                 schema_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:

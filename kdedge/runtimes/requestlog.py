@@ -111,7 +111,11 @@ class TieredLog:
 
     def record(self, prediction: Prediction, text: str) -> dict[str, Any]:
         tier = tier_of(prediction, self.mode)
-        event = build_event(prediction, text, tier, self.top_k)
+        own = getattr(prediction, "log_event", None)  # a Generation builds its own record
+        if own is not None:
+            event = own(tier, text)
+        else:
+            event = build_event(prediction, text, tier, self.top_k)
         line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._lock:
             self._write(line)

@@ -10,6 +10,9 @@
 A :class:`Runtime` is thread-safe: one instance serves any number of threads. With a
 fallback target (the teacher) it calls it for ``fallback`` routes; when that call fails the
 message is routed to ``clarify`` instead and the failure is counted, never raised.
+
+Bundles of task ``generate`` (GGUF causal LMs) load as a
+:class:`~kdedge.runtimes.generate.GenerationRuntime` instead, with the same options.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from kdedge.runtimes.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     from kdedge.runtimes.fallback import FallbackAnswer, FallbackTarget
+    from kdedge.runtimes.generate import GenerationPolicy, GenerationRuntime
     from kdedge.runtimes.requestlog import TieredLog
 
 
@@ -301,8 +305,14 @@ def read_policy(
         return source
     if source is None:
         return RouterPolicy.from_dict(manifest.router, "manifest.json router")
+    return RouterPolicy.from_dict(*read_policy_data(source))
+
+
+def read_policy_data(source: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
+    """A policy's keys, given inline or read from a JSON file (a `kdedge route fit` report
+    too), and where they came from, for error messages."""
     if isinstance(source, Mapping):
-        return RouterPolicy.from_dict(source)
+        return dict(source), "router policy"
     path = Path(source)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -314,7 +324,7 @@ def read_policy(
         data = data["policy"]
     if not isinstance(data, dict):
         raise ConfigError(f"router policy file {path} must hold a JSON object")
-    return RouterPolicy.from_dict(data, str(path))
+    return data, str(path)
 
 
 def load(
@@ -323,14 +333,16 @@ def load(
     artifact: str | None = None,
     backend: str | None = None,
     threads: int | None = None,
-    policy: RouterPolicy | Mapping[str, Any] | str | Path | None = None,
+    policy: RouterPolicy | GenerationPolicy | Mapping[str, Any] | str | Path | None = None,
     fallback: FallbackTarget | None = None,
     low_cost: FallbackTarget | None = None,
     log: TieredLog | None = None,
     verify: bool = True,
     batch_size: int = 32,
-) -> Runtime:
-    """Open a bundle for inference.
+) -> Runtime | GenerationRuntime:
+    """Open a bundle for inference: a :class:`Runtime` for an intent classifier, a
+    :class:`~kdedge.runtimes.generate.GenerationRuntime` for a ``generate`` bundle (same
+    options; ``batch_size`` does not apply, and the policy's keys are a generator's).
 
     Picks the fastest passing artifact whose engine is installed and whose target hints
     fit this host, unless ``artifact`` (a name such as ``"onnx-int8"``) or ``backend``
@@ -341,14 +353,31 @@ def load(
     """
     root = Path(bundle)
     manifest = read_manifest(root)
+    if manifest.task == "generate":
+        from kdedge.runtimes.generate import load_generation
+
+        return load_generation(
+            root,
+            manifest,
+            artifact=artifact,
+            backend=backend,
+            threads=threads,
+            policy=policy,
+            fallback=fallback,
+            low_cost=low_cost,
+            log=log,
+            verify=verify,
+        )
     if manifest.task != "intent":
         raise ConfigError(
-            f"{root}: task '{manifest.task}' bundles are not served by this runtime yet "
-            "(intent classifiers are)"
+            f"{root}: task '{manifest.task}' bundles are not served by this runtime "
+            "(intent classifiers and generate bundles are)"
         )
     choice = choose_artifact(manifest, artifact=artifact, backend=backend)
     if verify:
         verify_files(root, manifest, [choice.artifact.name])
+    if policy is not None and not isinstance(policy, (RouterPolicy, Mapping, str, Path)):
+        raise ConfigError(f"a {type(policy).__name__} does not route an intent classifier")
     router = Router(read_policy(policy, manifest), manifest.labels)
     # The engine compiles the (already verified) artifact while this thread reads the
     # tokenizer: the two overlap, and cold starts get shorter.

@@ -89,13 +89,23 @@ def choose_artifact(
         raise ModelError(f"no artifact of this bundle can run here: {names}. {hint}")
     fitting = [a for a in runnable if set(a.target_hints) & set(tags)] or runnable
     best = min(fitting, key=_speed_key)
-    p50 = best.parity.get("latency_ms_p50")
-    speed = f"export p50 {p50:.2f} ms" if p50 is not None else "no latency evidence"
+    p50, tps = best.parity.get("latency_ms_p50"), best.parity.get("tokens_per_s")
+    speed = (
+        f"export p50 {p50:.2f} ms"
+        if p50 is not None
+        else f"export decode {tps:.1f} tokens/s"
+        if tps
+        else "no latency evidence"
+    )
     return Choice(best, f"fastest passing artifact for this host ({', '.join(tags)}); {speed}")
 
 
 def _speed_key(a: Artifact) -> tuple[float, float, int]:
+    """Export-time latency (a generator's: milliseconds per decoded token), accuracy drop,
+    size."""
     p50 = a.parity.get("latency_ms_p50")
+    if p50 is None and a.parity.get("tokens_per_s"):
+        p50 = 1000.0 / float(a.parity["tokens_per_s"])
     drop = a.parity.get("accuracy_drop_points")
     return (
         float("inf") if p50 is None else float(p50),

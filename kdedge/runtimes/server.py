@@ -1,7 +1,8 @@
 """``kdedge serve``: the runtime behind a small threaded HTTP JSON API.
 
-Endpoints: ``POST /predict`` (see :mod:`kdedge.runtimes.api`), ``GET /healthz`` and
-``GET /metrics`` (Prometheus text format, via ``prometheus_client``).
+Endpoints: ``POST /predict`` (see :mod:`kdedge.runtimes.api`; a generate bundle answers
+questions there), ``GET /healthz`` and ``GET /metrics`` (Prometheus text format, via
+``prometheus_client``: routes, latency, teacher calls, and tokens by source and kind).
 
 Built on the standard library's ``ThreadingHTTPServer``: the runtime is already
 thread-safe and the API is three routes, so an ASGI stack would add start-up time and
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kdedge.runtimes.api import MAX_BATCH, handle_predict, health
 
 if TYPE_CHECKING:
+    from kdedge.runtimes.generate import GenerationRuntime
     from kdedge.runtimes.runtime import Runtime
 
 MAX_BODY_BYTES = 1 << 20
@@ -29,7 +31,7 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 class Metrics:
     """Prometheus metrics of one server, in their own registry."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime | GenerationRuntime) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.runtime = runtime
@@ -55,6 +57,12 @@ class Metrics:
         )
         self.fallbacks = Counter(
             "kdedge_fallback_calls", "Teacher calls by outcome", ["outcome"], registry=r
+        )
+        self.tokens = Counter(
+            "kdedge_tokens",
+            "Tokens by source (student, teacher) and kind (prompt, completion)",
+            ["source", "kind"],
+            registry=r,
         )
         self.window_rate = Gauge(
             "kdedge_fallback_window_rate",
@@ -82,8 +90,13 @@ class Metrics:
     def observe(self, results: list[dict[str, Any]]) -> None:
         for r in results:
             self.predictions.labels(r["route"], r["reason"]).inc()
+            if "tokens" in r:  # a generation: the student's own tokens
+                self.tokens.labels("student", "prompt").inc(r["prompt_tokens"])
+                self.tokens.labels("student", "completion").inc(r["tokens"])
             if "fallback" in r:
                 self.fallbacks.labels("ok").inc()
+                self.tokens.labels("teacher", "prompt").inc(r["fallback"]["prompt_tokens"])
+                self.tokens.labels("teacher", "completion").inc(r["fallback"]["completion_tokens"])
             elif "fallback_error" in r:
                 self.fallbacks.labels(r["fallback_error"]).inc()
 
@@ -166,14 +179,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class PredictServer(ThreadingHTTPServer):
-    """A threaded HTTP server around one :class:`Runtime`."""
+    """A threaded HTTP server around one :class:`Runtime` or generation runtime."""
 
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Runtime | GenerationRuntime,
         host: str = "127.0.0.1",
         port: int = 8080,
         *,

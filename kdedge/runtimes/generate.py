@@ -1,0 +1,633 @@
+"""Generation bundles: a question and its catalog evidence in, a routed answer out.
+
+::
+
+    from kdedge.runtimes import load
+    rt = load("llm-bundle/", fallback=open_fallback(url, model="teacher"))
+    g = rt.generate("Is Berserk vol. 1 in stock?", ["Berserk vol. 1 | hardcover | in stock"])
+    g.text, g.route, g.confidence           # 'Yes, ...', 'answer', 0.71
+
+The prompt is the manifest's ``generation`` section: ``system_prompt``, then
+``user_template`` filled with the evidence (one ``- line`` per record) and the question, the
+layout of :func:`kdedge.llm.prompts.user_turn`; the GGUF's chat template renders it.
+
+The router is :mod:`kdedge.runtimes.router`'s, with the student's confidence read from token
+log-probabilities:
+
+1. risk: a question matching a risk rule (``risk_patterns``) goes to the teacher before the
+   student writes a word;
+2. confidence: an answer whose geometric-mean token probability is below
+   ``confidence_threshold``, or with any token below ``min_token_prob``, or an empty one,
+   gets ``low_confidence_action`` (``fallback`` to the teacher, or ``clarify``);
+3. otherwise the student's answer stands (``answer``).
+
+The fallback budget is the classifier router's sliding window: past ``max_fallback_rate``,
+fallbacks become ``clarify`` (``budget_exceeded``). The teacher is asked through its
+``answer(text, system)`` (an OpenAI-compatible client); when that fails the route becomes
+``clarify`` (``fallback_failed``), never an exception, as in :meth:`Runtime.predict`.
+
+Router defaults for generate bundles (:data:`DEFAULT_ROUTER`, under the manifest's
+``router`` section, which overrides any key): ``confidence_threshold`` 0.5 (on SmolLM2-135M
+a grounded correct answer scored 0.64 and its off-topic refusals 0.39-0.47),
+``min_token_prob`` 0 (off: the least likely token of good and bad answers alike was about
+0.1), ``low_confidence_action`` ``fallback`` (a generator has no candidate intents to ask
+about), risk rules for refunds, payments and legal threats (``risk_patterns: []`` turns them
+off), and the classifier router's budget (20% over the last 1,000 decisions).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kdedge.errors import ConfigError, KdedgeError, ModelError
+from kdedge.runtimes.bundle import MANIFEST, Artifact, Manifest, verify_files
+from kdedge.runtimes.router import (
+    ANSWER,
+    CLARIFY,
+    FALLBACK,
+    ROUTES,
+    RouterPolicy,
+    _Budget,
+    plan_route,
+)
+from kdedge.runtimes.selection import choose_artifact
+
+if TYPE_CHECKING:
+    from kdedge.runtimes.backends.llamacpp import GenerationResult, LlamaCppGenerator
+    from kdedge.runtimes.fallback import FallbackAnswer, FallbackTarget
+    from kdedge.runtimes.requestlog import TieredLog
+
+NO_EVIDENCE = "(no matching catalog records)"  # the evidence line of a question with none
+CLARIFY_TEXT = (
+    "I'm not sure I can answer that correctly. Could you add a detail, such as the title, "
+    "the volume or the edition you mean?"
+)
+DEFAULT_ROUTER: dict[str, Any] = {
+    "confidence_threshold": 0.5,
+    "min_token_prob": 0.0,
+    "low_confidence_action": "fallback",
+    "risk_patterns": [
+        r"\brefund",
+        r"\b(payment|charged?|chargeback|billing)\b",
+        r"\b(lawyer|legal|sue|lawsuit|fraud)\b",
+    ],
+    "max_fallback_rate": 0.2,
+    "budget_window": 1000,
+    "budget_min_events": 20,
+}
+# keys of a generate bundle's router section that RouterPolicy does not have
+GENERATION_KEYS = frozenset({"min_token_prob", "clarify_text"})
+# RouterPolicy keys that describe a classifier's labels; meaningless for a generator
+LABEL_KEYS = ("risk_labels", "risk_threshold", "clarify_top_k")
+
+
+# ----------------------------------------------------------------------------- manifest
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """The manifest's ``generation`` section: how to prompt the model and when to stop."""
+
+    system_prompt: str = ""
+    user_template: str = "{question}"
+    chat_template: str | None = None  # used only when the GGUF carries none
+    context_length: int = 2048
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    eos_token: str | None = None
+
+    def __post_init__(self) -> None:
+        fields_in = {f for _, f, _, _ in string.Formatter().parse(self.user_template) if f}
+        if "question" not in fields_in or not fields_in <= {"question", "evidence"}:
+            raise ModelError(
+                f"generation user_template {self.user_template[:60]!r} must hold {{question}} "
+                "and may hold {evidence}, nothing else; re-export the bundle"
+            )
+        if self.context_length < 16 or self.max_new_tokens < 1:
+            raise ModelError(
+                f"generation context_length ({self.context_length}) must be >= 16 and "
+                f"max_new_tokens ({self.max_new_tokens}) >= 1; re-export the bundle"
+            )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = MANIFEST) -> GenerationConfig:
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known and v is not None}
+        try:
+            for key in ("context_length", "max_new_tokens"):
+                if key in values:
+                    values[key] = int(values[key])
+            if "stop" in values:
+                stop = values["stop"]
+                values["stop"] = (stop,) if isinstance(stop, str) else tuple(map(str, stop))
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: malformed generation section: {exc}") from exc
+
+    @classmethod
+    def of(cls, root: Path, manifest: Manifest) -> GenerationConfig:
+        """The manifest's section, checked; a generate bundle without one cannot be served."""
+        where = str(root / MANIFEST)
+        section = manifest.generation
+        if not section:
+            raise ModelError(
+                f"{where} has task 'generate' but no 'generation' section (prompt, template, "
+                "limits); re-export the bundle with `kdedge export`"
+            )
+        if not isinstance(section, Mapping):
+            raise ModelError(f"{where}: the generation section must be a JSON object")
+        return cls.from_dict(section, where)
+
+    def stops(self) -> tuple[str, ...]:
+        return (*self.stop, self.eos_token) if self.eos_token else self.stop
+
+
+def user_turn(template: str, question: str, evidence: Sequence[str] = ()) -> str:
+    """The user message: the template filled with the evidence lines and the question."""
+    lines = "\n".join(f"- {e}" for e in evidence) if evidence else NO_EVIDENCE
+    return template.format(evidence=lines, question=question.strip())
+
+
+# ----------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class GenerationPolicy:
+    """A :class:`RouterPolicy` (thresholds on the answer's geometric-mean token probability,
+    risk rules, budget) plus the two settings only a generator has."""
+
+    router: RouterPolicy
+    min_token_prob: float = 0.0
+    clarify_text: str = CLARIFY_TEXT
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_token_prob <= 1.0:
+            raise ConfigError(f"router min_token_prob must be in [0, 1], got {self.min_token_prob}")
+        if self.router.risk_labels:
+            raise ConfigError(
+                "router risk_labels do not apply to a generate bundle (it has no labels); "
+                "route risky questions with risk_patterns"
+            )
+        if not self.clarify_text.strip():
+            raise ConfigError("router clarify_text must not be empty")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "router policy") -> GenerationPolicy:
+        """``data`` over :data:`DEFAULT_ROUTER`."""
+        merged = {**DEFAULT_ROUTER, **data}
+        extra = {k: merged.pop(k) for k in GENERATION_KEYS if k in merged}
+        try:
+            return cls(RouterPolicy.from_dict(merged, where), **extra)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.router.to_dict().items() if k not in LABEL_KEYS}
+        return {**d, "min_token_prob": self.min_token_prob, "clarify_text": self.clarify_text}
+
+
+def read_generation_policy(
+    source: GenerationPolicy | RouterPolicy | Mapping[str, Any] | str | Path | None,
+    manifest: Manifest,
+) -> GenerationPolicy:
+    """The policy: given, read from a JSON file, or the manifest's ``router`` section; keys
+    missing from it come from :data:`DEFAULT_ROUTER`."""
+    from kdedge.runtimes.runtime import read_policy_data
+
+    if isinstance(source, GenerationPolicy):
+        return source
+    if isinstance(source, RouterPolicy):
+        return GenerationPolicy(source)
+    if source is None:
+        return GenerationPolicy.from_dict(manifest.router, "manifest.json router")
+    return GenerationPolicy.from_dict(*read_policy_data(source))
+
+
+class GenerationRouter:
+    """Routes generations; thread-safe (the budget window is shared). Its :meth:`stats`
+    have the shape of :meth:`Router.stats`."""
+
+    def __init__(self, policy: GenerationPolicy) -> None:
+        self.policy = policy
+        self._rules = [re.compile(p, re.IGNORECASE) for p in policy.router.risk_patterns]
+        p = policy.router
+        self._budget = _Budget(p.budget_window, p.max_fallback_rate, p.budget_min_events)
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def rule_hits(self, question: str) -> tuple[str, ...]:
+        return tuple(rule.pattern for rule in self._rules if rule.search(question))
+
+    def decide(
+        self, hits: tuple[str, ...], confidence: float | None, min_prob: float | None
+    ) -> tuple[str, str]:
+        """(route, reason) of one question, recorded in the budget window and the counts.
+
+        ``confidence`` and ``min_prob`` are None when the student said nothing (or was not
+        asked): that is never confident.
+        """
+        score = -1.0 if confidence is None or min_prob is None else confidence
+        if min_prob is not None and min_prob < self.policy.min_token_prob:
+            score = -1.0  # one token the model barely believed fails stage 2 on its own
+        code = plan_route(score, False, bool(hits), self.policy.router)
+        with self._lock:
+            if code == FALLBACK:
+                reason = "risk_rule" if hits else "low_confidence"
+                if not self._budget.allow():
+                    code, reason = CLARIFY, "budget_exceeded"
+            else:
+                reason = "confident" if code == ANSWER else "low_confidence"
+            self._budget.add(code == FALLBACK)
+            self._counts[ROUTES[code], reason] += 1
+        return ROUTES[code], reason
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "decisions": {f"{r}:{why}": n for (r, why), n in self._counts.items()},
+                "budget_exceeded": self._counts.get(("clarify", "budget_exceeded"), 0),
+                "window_fallback_rate": round(float(self._budget.current_rate), 4),
+                "window_events": len(self._budget.events),
+            }
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One routed generation.
+
+    ``text`` is what to show: the student's answer (``answer``), the teacher's (``fallback``
+    answered), or the clarifying question (``clarify``); ``None`` for a ``fallback`` that no
+    teacher answered (none configured): the app asks its own. ``confidence`` (geometric-mean
+    token probability) and ``min_token_prob`` are the student's, ``None`` when it was not
+    asked (a risk rule matched) or said nothing.
+    """
+
+    text: str | None
+    route: str = "answer"  # answer | clarify | fallback
+    reason: str = "confident"
+    source: str | None = "student"  # student | teacher | router (clarify) | None
+    student_text: str | None = None
+    confidence: float | None = None
+    min_token_prob: float | None = None
+    risk_hits: tuple[str, ...] = ()
+    prompt_tokens: int = 0
+    tokens: int = 0  # the student's completion tokens
+    finish_reason: str | None = None  # stop | length
+    tokens_per_s: float | None = None
+    prompt_tokens_per_s: float | None = None
+    latency_ms: float = 0.0
+    artifact: str = ""
+    fallback: FallbackAnswer | None = None
+    fallback_error: str | None = None
+    id: str = ""
+    logprobs: tuple[float, ...] = field(default=(), repr=False)
+
+    def to_dict(self, *, logprobs: bool = False) -> dict[str, Any]:
+        """JSON-ready view (what ``kdedge predict --json`` and ``/predict`` return)."""
+        d: dict[str, Any] = {
+            "id": self.id,
+            "text": self.text,
+            "route": self.route,
+            "reason": self.reason,
+            "source": self.source,
+            "confidence": _round(self.confidence),
+            "min_token_prob": _round(self.min_token_prob),
+            "prompt_tokens": self.prompt_tokens,
+            "tokens": self.tokens,
+            "finish_reason": self.finish_reason,
+            "tokens_per_s": _round(self.tokens_per_s, 1),
+            "prompt_tokens_per_s": _round(self.prompt_tokens_per_s, 1),
+            "latency_ms": round(self.latency_ms, 3),
+            "artifact": self.artifact,
+        }
+        if self.route != "answer" and self.student_text is not None:
+            d["student_text"] = self.student_text
+        if self.risk_hits:
+            d["risk_hits"] = list(self.risk_hits)
+        if self.fallback is not None:
+            d["fallback"] = self.fallback.to_dict()
+        if self.fallback_error is not None:
+            d["fallback_error"] = self.fallback_error
+        if logprobs:
+            d["logprobs"] = [round(lp, 5) for lp in self.logprobs]
+        return d
+
+    def log_event(self, tier: str, text: str) -> dict[str, Any]:
+        """The request-log record at ``tier`` (see :mod:`kdedge.runtimes.requestlog`): texts,
+        answers included, only in the incident tier."""
+        event: dict[str, Any] = {
+            "ts": round(time.time(), 3),
+            "id": self.id,
+            "tier": tier,
+            "route": self.route,
+            "conf": _round(self.confidence, 4),
+            "tokens": self.tokens,
+            "ms": round(self.latency_ms, 2),
+            "artifact": self.artifact,
+        }
+        if tier == "compact":
+            return event
+        event["reason"] = self.reason
+        event["min_p"] = _round(self.min_token_prob, 4)
+        event["prompt_tokens"] = self.prompt_tokens
+        if tier == "low_confidence":
+            return event
+        if self.risk_hits:
+            event["risk_hits"] = list(self.risk_hits)
+        if self.fallback is not None:
+            teacher = self.fallback.to_dict()
+            if tier != "incident":
+                teacher.pop("raw", None)
+                teacher.pop("text", None)
+            event["teacher"] = teacher
+        if self.fallback_error is not None:
+            event["teacher_error"] = self.fallback_error
+        if tier == "incident":
+            event["prompt"] = text
+            event["student_text"] = self.student_text
+            event["text"] = self.text
+        return event
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# ----------------------------------------------------------------------------- runtime
+
+
+class GenerationRuntime:
+    """A loaded generate bundle: one GGUF on llama.cpp, its prompt settings, a router.
+
+    Thread-safe: generations run one at a time on the model (llama.cpp's context is not
+    shared), teacher calls run concurrently.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        artifact: Artifact,
+        generator: LlamaCppGenerator,
+        config: GenerationConfig,
+        router: GenerationRouter,
+        *,
+        why: str = "",
+        fallback: FallbackTarget | None = None,
+        low_cost: FallbackTarget | None = None,
+        log: TieredLog | None = None,
+    ) -> None:
+        for role, target in (("fallback", fallback), ("low_cost", low_cost)):
+            if target is not None and not callable(getattr(target, "answer", None)):
+                raise ConfigError(
+                    f"the {role} teacher {getattr(target, 'name', target)!r} cannot answer in "
+                    "text; a generate bundle needs an OpenAI-compatible teacher (--teacher URL "
+                    "--teacher-model NAME), not a kdedge+ classifier endpoint"
+                )
+        self.root = root
+        self.manifest = manifest
+        self.artifact = artifact
+        self.generator = generator
+        self.backend = generator  # the engine, named like a classifier Runtime's
+        self.config = config
+        self.router = router
+        self.why = why
+        self.fallback = fallback
+        self.low_cost = low_cost
+        self.log = log
+        self._lock = threading.Lock()
+        self._tokens = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+
+    @property
+    def policy(self) -> GenerationPolicy:
+        return self.router.policy
+
+    # -- prompt --------------------------------------------------------------------------
+    def user_turn(self, question: str, evidence: Sequence[str] = ()) -> str:
+        return user_turn(self.config.user_template, question, evidence)
+
+    def messages(self, question: str, evidence: Sequence[str] = ()) -> list[dict[str, str]]:
+        """The chat messages the student (and the teacher) are asked."""
+        system = [{"role": "system", "content": self.config.system_prompt}]
+        user = [{"role": "user", "content": self.user_turn(question, evidence)}]
+        return system + user if self.config.system_prompt else user
+
+    # -- generation ----------------------------------------------------------------------
+    def generate(
+        self,
+        question: str,
+        evidence: Sequence[str] = (),
+        *,
+        route: bool = True,
+        max_tokens: int | None = None,
+    ) -> Generation:
+        """Answer one question; with ``route=False`` the student always answers."""
+        if isinstance(evidence, str):
+            raise TypeError("evidence is a list of lines; wrap a single line in a list")
+        start = time.perf_counter()
+        limit = max_tokens or self.config.max_new_tokens
+        hits = self.router.rule_hits(question) if route else ()
+        result = None
+        if not hits:  # a risky question goes to the teacher unanswered
+            result = self.generator.generate(self.messages(question, evidence), max_tokens=limit)
+        confidence = None if result is None else result.mean_token_prob
+        min_prob = None if result is None else result.min_token_prob
+        if route:
+            decision, reason = self.router.decide(hits, confidence, min_prob)
+        else:
+            decision, reason = "answer", "unrouted"
+        answer, error = None, None
+        target = self._target(decision, reason)
+        if target is not None:
+            try:
+                answer = target.answer(  # type: ignore[attr-defined]
+                    self.user_turn(question, evidence),
+                    self.config.system_prompt or None,
+                    max_tokens=limit,
+                )
+            except KdedgeError as exc:
+                error = getattr(exc, "kind", type(exc).__name__)
+        return self._finish(
+            question, evidence, result, decision, reason, hits, answer, error, start
+        )
+
+    def _target(self, route: str, reason: str) -> FallbackTarget | None:
+        if route != "fallback":
+            return None
+        if reason == "low_confidence" and self.low_cost is not None:
+            return self.low_cost
+        return self.fallback
+
+    def _finish(
+        self,
+        question: str,
+        evidence: Sequence[str],
+        result: GenerationResult | None,
+        route: str,
+        reason: str,
+        hits: tuple[str, ...],
+        answer: FallbackAnswer | None,
+        error: str | None,
+        start: float,
+    ) -> Generation:
+        student = None if result is None else result.text
+        if answer is not None and answer.text is not None:
+            text, source = answer.text, "teacher"
+        elif error is not None:
+            # the teacher could not be reached or answered unusably: never let the student
+            # answer a question routed away from it; ask instead
+            route, reason = "clarify", "fallback_failed"
+            text, source = self.policy.clarify_text, "router"
+        elif route == "clarify":
+            text, source = self.policy.clarify_text, "router"
+        elif route == "fallback":
+            text, source = None, None  # routed to a teacher the caller did not give us
+        else:
+            text, source = student, "student"
+        generation = Generation(
+            text=text,
+            route=route,
+            reason=reason,
+            source=source,
+            student_text=student,
+            confidence=None if result is None else result.mean_token_prob,
+            min_token_prob=None if result is None else result.min_token_prob,
+            risk_hits=hits,
+            prompt_tokens=0 if result is None else result.prompt_tokens,
+            tokens=0 if result is None else result.completion_tokens,
+            finish_reason=None if result is None else result.finish_reason,
+            tokens_per_s=None if result is None else result.tokens_per_s,
+            prompt_tokens_per_s=None if result is None else result.prompt_tokens_per_s,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            artifact=self.artifact.name,
+            fallback=answer,
+            fallback_error=error,
+            id=os.urandom(8).hex(),
+            logprobs=() if result is None else result.logprobs,
+        )
+        with self._lock:
+            self._tokens["requests"] += 1
+            self._tokens["prompt_tokens"] += generation.prompt_tokens
+            self._tokens["completion_tokens"] += generation.tokens
+        if self.log is not None:
+            self.log.record(generation, self.user_turn(question, evidence))  # type: ignore[arg-type]
+        return generation
+
+    # -- introspection -------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.root),
+            "task": "generate",
+            "artifact": self.artifact.name,
+            "backend": self.generator.name,
+            "precision": self.artifact.precision,
+            "why": self.why,
+            "labels": 0,
+            "context_length": self.generator.n_ctx,
+            "max_new_tokens": self.config.max_new_tokens,
+            "threads": self.generator.threads,
+            "policy": self.policy.to_dict(),
+            "fallback": getattr(self.fallback, "name", None),
+            "low_cost": getattr(self.low_cost, "name", None),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            tokens = dict(self._tokens)
+        out: dict[str, Any] = {"router": self.router.stats(), "generation": tokens}
+        for name, target in (("fallback", self.fallback), ("low_cost", self.low_cost)):
+            if target is not None:
+                out[name] = target.stats()
+        if self.log is not None:
+            out["log"] = self.log.stats()
+        return out
+
+    def close(self) -> None:
+        self.generator.close()
+        for target in (self.fallback, self.low_cost):
+            if target is not None:
+                target.close()
+        if self.log is not None:
+            self.log.close()
+
+    def __enter__(self) -> GenerationRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_generation(
+    root: Path,
+    manifest: Manifest,
+    *,
+    artifact: str | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    policy: GenerationPolicy | RouterPolicy | Mapping[str, Any] | str | Path | None = None,
+    fallback: FallbackTarget | None = None,
+    low_cost: FallbackTarget | None = None,
+    log: TieredLog | None = None,
+    verify: bool = True,
+) -> GenerationRuntime:
+    """Open a generate bundle (``kdedge.runtimes.load`` calls this for ``task: generate``)."""
+    from kdedge.runtimes.backends.llamacpp import LlamaCppGenerator
+
+    config = GenerationConfig.of(root, manifest)
+    router = GenerationRouter(read_generation_policy(policy, manifest))
+    choice = choose_artifact(manifest, artifact=artifact, backend=backend)
+    if choice.artifact.backend != "llamacpp":
+        raise ModelError(
+            f"artifact '{choice.artifact.name}' runs on {choice.artifact.backend}; generate "
+            "bundles run GGUF artifacts on llama.cpp"
+        )
+    if verify:
+        verify_files(root, manifest, [choice.artifact.name])
+    generator = LlamaCppGenerator(
+        root / choice.artifact.main_file,
+        threads=threads,
+        n_ctx=config.context_length,
+        chat_template=config.chat_template,
+        stop=config.stops(),
+    )
+    try:
+        return GenerationRuntime(
+            root,
+            manifest,
+            choice.artifact,
+            generator,
+            config,
+            router,
+            why=choice.why,
+            fallback=fallback,
+            low_cost=low_cost,
+            log=log,
+        )
+    except BaseException:
+        generator.close()
+        raise
+
+
+__all__ = [
+    "DEFAULT_ROUTER",
+    "Generation",
+    "GenerationConfig",
+    "GenerationPolicy",
+    "GenerationRouter",
+    "GenerationRuntime",
+    "load_generation",
+    "read_generation_policy",
+    "user_turn",
+]
