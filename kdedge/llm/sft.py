@@ -39,6 +39,7 @@ from kdedge.distill.device import Placement, explain_device_errors, resolve
 from kdedge.distill.events import EventLog
 from kdedge.distill.models import fingerprint
 from kdedge.errors import ConfigError, DataError, ModelError
+from kdedge.extras import require
 from kdedge.llm.evaluate import Gates, score
 from kdedge.llm.prompts import SYSTEM_PROMPT, USER_TEMPLATE, messages
 from kdedge.progress import Tracker, silent
@@ -366,6 +367,7 @@ def distill(
 ) -> SftReport:
     """Fine-tune a LoRA adapter on ``student`` (a local HF causal LM) and save the merged
     model chosen by the gates in ``out_dir``; returns the per-epoch report."""
+    require("peft", "llm", "LoRA fine-tuning")
     from peft import (
         LoraConfig,
         get_peft_model,
