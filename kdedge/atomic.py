@@ -25,6 +25,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give what open() would
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -55,6 +56,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; give what mkdir() would
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -63,3 +65,17 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_umask() -> int:
+    """The process umask (read by setting it, the only portable way, then restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: setting it later would race with other threads
+
+
+def _umask() -> int:
+    return _UMASK

@@ -377,7 +377,7 @@ def _print_eval(report: dict) -> None:
         ),
         ("teacher agreement (action)", percent(m.get("teacher_agreement"))),
         ("content F1 vs teacher", "—" if m.get("content_f1") is None else f"{m['content_f1']:.3f}"),
-        ("generation tokens/s", str(m.get("tokens_per_s") or "—")),
+        ("answer tokens/s (wall, prompt included)", str(m.get("tokens_per_s") or "—")),
         ("cost per 1K responses", _usd(m.get("cost_per_1k"))),
         ("teacher cost per 1K", _usd(m.get("teacher_cost_per_1k"))),
         ("cost reduction", percent(m.get("cost_reduction"))),

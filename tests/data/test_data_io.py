@@ -276,3 +276,17 @@ def test_failed_write_leaves_old_file_and_no_temp_file(tmp_path: Path) -> None:
         write_examples(path, rows())
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_atomic_files_and_folders_get_the_usual_permissions(tmp_path) -> None:
+    import os
+
+    from kdedge.atomic import atomic_dir, atomic_write_text
+
+    mask = os.umask(0)
+    os.umask(mask)
+    atomic_write_text(tmp_path / "a.txt", "x")
+    with atomic_dir(tmp_path / "d") as staging:
+        (staging / "f").write_text("y")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's 0700
