@@ -13,6 +13,7 @@ from kdedge.cli.options import (
     json_option,
     overwrite_option,
     quiet_option,
+    resume_option,
 )
 
 data_path = click.Path(exists=False, path_type=Path)
@@ -218,6 +219,7 @@ def build_cmd(sources, out, total, seed, as_json) -> None:
 @click.option("--eval-limit", type=click.IntRange(1), help="Score only N validation prompts.")
 @click.option("--eval-max-new-tokens", type=click.IntRange(1), default=96, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@resume_option
 @overwrite_option
 @compute_options
 def distill_cmd(**kw) -> None:
@@ -259,6 +261,7 @@ def distill_cmd(**kw) -> None:
         catalog=kw["catalog"],
         config=config,
         overwrite=kw["overwrite"],
+        resume=kw["resume"],
         track=rich_tracker(kw["quiet"]),
         log=log,
     )

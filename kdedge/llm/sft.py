@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from kdedge.atomic import atomic_dir, atomic_write_text
+from kdedge.atomic import atomic_dir, atomic_write, atomic_write_text
 from kdedge.data.io import clip, read_jsonl
 from kdedge.distill.device import Placement, explain_device_errors, resolve
 from kdedge.distill.events import EventLog
@@ -47,6 +47,7 @@ from kdedge.progress import Tracker, silent
 META_FILE = "kdedge.json"
 REPORT_FILE = "training_report.json"
 WORK_DIR = ".kdedge-work"
+STATE_FILE = "state.pt"  # optimizer, scheduler, history; read with weights_only=True
 LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TRAIN_FILES = ("train.jsonl", "accepted.jsonl", "answers.jsonl")
 
@@ -351,6 +352,42 @@ def stop_reason(history: list[dict[str, Any]], min_epochs: int) -> str | None:
     return None
 
 
+def _save_epoch(work: Path, epoch: int, adapter: dict, optimizer, scheduler, history, baseline):
+    """Leave what a resumed run needs: this epoch's adapter, then the optimizer and history
+    (written last, so a state file always points at adapters that exist)."""
+    from safetensors.torch import save
+
+    work.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in adapter.items()}
+    with atomic_write(work / f"adapter-epoch{epoch}.safetensors", "wb") as handle:
+        handle.write(save(tensors))
+    state = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": history,
+        "baseline": baseline,
+    }
+    with atomic_write(work / STATE_FILE, "wb") as handle:
+        torch.save(state, handle)
+    atomic_write_text(work / "history.json", json.dumps(history, indent=2) + "\n")
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged file: say which, never unpickle arbitrary objects
+        raise ModelError(f"{path} cannot be read ({exc}); pass --overwrite to start again") from exc
+
+
+def _read_adapter(work: Path, epoch: int) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    path = work / f"adapter-epoch{epoch}.safetensors"
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; the run cannot be resumed. Pass --overwrite")
+    return load_file(str(path))
+
+
 def distill(
     student: str | Path,
     train_data: str | Path,
@@ -362,11 +399,15 @@ def distill(
     gates: Gates | None = None,
     system: str = SYSTEM_PROMPT,
     overwrite: bool = False,
+    resume: bool = False,
     track: Tracker = silent,
     log: EventLog | None = None,
 ) -> SftReport:
     """Fine-tune a LoRA adapter on ``student`` (a local HF causal LM) and save the merged
-    model chosen by the gates in ``out_dir``; returns the per-epoch report."""
+    model chosen by the gates in ``out_dir``; returns the per-epoch report.
+
+    Every epoch leaves its adapter, the optimizer and the history in ``out_dir/.kdedge-work``;
+    ``resume=True`` continues a killed run from its last finished epoch."""
     require("peft", "llm", "LoRA fine-tuning")
     from peft import (
         LoraConfig,
@@ -380,8 +421,19 @@ def distill(
 
     config, gates = config or SftConfig(), gates or Gates()
     out = Path(out_dir)
+    work = out / WORK_DIR
     if out.exists() and any(p.name != WORK_DIR for p in out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    saved = work / STATE_FILE
+    if resume and not saved.is_file():
+        raise ConfigError(f"nothing to resume in {out}: no finished epoch was saved there")
+    if saved.is_file() and not resume and not overwrite:
+        raise ConfigError(
+            f"{out} holds an interrupted run; pass --resume to continue it, "
+            "or --overwrite to start again"
+        )
+    if overwrite and not resume:
+        shutil.rmtree(work, ignore_errors=True)
     placement = resolve(config.device, config.precision)
     rows = read_rows(train_data)
     eval_rows = read_eval_rows(eval_data, config.eval_limit)
@@ -414,15 +466,18 @@ def distill(
     log = log or EventLog(None, "llm_sft")
 
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
     model.to(placement.device)
+    state = _read_state(saved) if resume else None
     with explain_device_errors(placement):
         generator = TorchGenerator(model, tokenizer, placement, system)
-        answers, _, _ = generate_all(
-            generator, eval_rows, config.eval_batch_size, config.eval_max_new_tokens, track
-        )
-        baseline, _ = score(eval_rows, answers, cat)
-        log.emit("gate_eval", stage="base", epoch=0, **baseline)
+        if state is not None:
+            baseline = state["baseline"]
+        else:
+            answers, _, _ = generate_all(
+                generator, eval_rows, config.eval_batch_size, config.eval_max_new_tokens, track
+            )
+            baseline, _ = score(eval_rows, answers, cat)
+            log.emit("gate_eval", stage="base", epoch=0, **baseline)
 
         lora = LoraConfig(
             r=config.lora_r,
@@ -444,14 +499,22 @@ def distill(
         )
         lengths = [len(x) for x, _ in encoded]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        work = out / WORK_DIR
         history: list[dict[str, Any]] = []
-        adapters: dict[int, dict[str, torch.Tensor]] = {}
         stopped = None
-        for epoch in range(1, config.epochs + 1):
+        first = 1
+        if state is not None:
+            history = state["history"]
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            set_peft_model_state_dict(model, _read_adapter(work, len(history)))
+            stopped = stop_reason(history, config.min_epochs)  # it may have fired already
+            first = config.epochs + 1 if stopped else len(history) + 1
+            log.emit("resume", epoch=len(history))
+        for epoch in range(first, config.epochs + 1):
             model.train()
+            torch.manual_seed(config.seed + epoch)  # dropout: the same whether resumed or not
             start, tokens, loss_sum, seen = time.perf_counter(), 0, 0.0, 0
-            batches = _batches(lengths, config.batch_size, rng)
+            batches = _batches(lengths, config.batch_size, random.Random(config.seed + epoch))
             for batch in track(batches, f"epoch {epoch}/{config.epochs}", len(batches)):
                 data = _collate([encoded[i] for i in batch], pad, placement.device)
                 w = torch.tensor([weights[i] for i in batch], device=placement.device)
@@ -484,10 +547,15 @@ def distill(
             entry["gates_passed"] = not entry["gate_failures"]
             entry["score"] = round(_score(entry), 5)
             history.append(entry)
-            state = get_peft_model_state_dict(model)
-            adapters[epoch] = {k: v.detach().cpu().clone() for k, v in state.items()}
-            work.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(work / "history.json", json.dumps(history, indent=2) + "\n")
+            _save_epoch(
+                work,
+                epoch,
+                get_peft_model_state_dict(model),
+                optimizer,
+                scheduler,
+                history,
+                baseline,
+            )
             log.emit("distilled_model_eval", stage="lora_sft", **entry)
             stopped = stop_reason(history, config.min_epochs)
             if stopped:
@@ -496,7 +564,7 @@ def distill(
         passing = [h for h in history if h["gates_passed"]]
         pool = passing or history
         best = max(pool, key=lambda h: h["score"])
-        set_peft_model_state_dict(model, adapters[best["epoch"]])
+        set_peft_model_state_dict(model, _read_adapter(work, best["epoch"]))
         merged = model.merge_and_unload()
 
     report = SftReport(
