@@ -123,6 +123,26 @@ def test_the_whole_flow_from_the_cli(tmp_path: Path, teacher_url: str, tiny_llam
     assert meta["task"] == "generate" and meta["lora"]["merged"]
     assert (student / "model.safetensors").is_file() and not (student / ".kdedge-work").exists()
 
+    code, stdout, stderr = run(
+        [
+            "llm",
+            "eval",
+            str(student),
+            "--data",
+            str(tmp_path / "val_answers"),
+            "--catalog",
+            CATALOG,
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--json",
+            "-q",
+        ]
+    )  # a model folder is run by torch
+    assert code in (0, 1), stderr
+    assert json.loads(stdout)["artifact"] == "torch"
+
     bundle = tmp_path / "bundle"
     code, _, stderr = run(["export", str(student), "--format", "gguf-f16", "--out", str(bundle)])
     assert code == 0, stderr
