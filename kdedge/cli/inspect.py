@@ -31,10 +31,16 @@ def command(bundle, no_verify, as_json):
         return
     from rich.table import Table
 
+    generate = manifest.task == "generate"
     labels = ", ".join(manifest.labels)
+    what = (
+        f"context {manifest.generation.get('context_length')} tokens · answers up to "
+        f"{manifest.generation.get('max_new_tokens')} tokens"
+        if generate
+        else f"{len(manifest.labels)} labels: {labels if len(labels) < 160 else labels[:157] + '…'}"
+    )
     stdout.print(
-        f"[bold]{bundle}[/] · schema v{manifest.schema_version} · task {manifest.task}"
-        f" · {len(manifest.labels)} labels: {labels if len(labels) < 160 else labels[:157] + '…'}"
+        f"[bold]{bundle}[/] · schema v{manifest.schema_version} · task {manifest.task} · {what}"
     )
     cal = manifest.calibration
     stdout.print(
@@ -55,11 +61,28 @@ def command(bundle, no_verify, as_json):
         )
     table = Table(title="Artifacts" + ("" if no_verify else " (sha256 verified)"))
     table.add_column("artifact", no_wrap=True)
-    for col in ("size", "|Δlogit|", "agree", "accuracy", "Δ acc"):
+    columns = (
+        ("size", "|Δlogit|", "top-1", "greedy", "tok/s")
+        if generate
+        else ("size", "|Δlogit|", "agree", "accuracy", "Δ acc", "ECE")
+    )
+    for col in columns:
         table.add_column(col, justify="right")
-    table.add_column("ECE", justify="right")
     table.add_column("status", no_wrap=True)
     for a in manifest.artifacts:
+        if generate:
+            p = a.parity
+            tps = p.get("tokens_per_s")
+            table.add_row(
+                a.name,
+                megabytes(a.size_bytes),
+                f"{p.get('max_abs_logit', float('nan')):.2g}",
+                percent(p.get("top1_agreement")),
+                percent(p.get("greedy_agreement")),
+                "—" if tps is None else f"{tps:.1f}",
+                "[green]passed[/]" if a.status == "passed" else "[red]failed (kept)[/]",
+            )
+            continue
         p = a.parity
         drop = p.get("accuracy_drop_points")
         status = "[green]passed[/]" if a.status == "passed" else "[red]failed (kept)[/]"

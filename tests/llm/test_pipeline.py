@@ -150,6 +150,9 @@ def test_the_whole_flow_from_the_cli(tmp_path: Path, teacher_url: str, tiny_llam
     assert manifest["task"] == "generate"
     assert manifest["generation"]["user_template"] == meta["prompt"]["user_template"]
 
+    code, stdout, _ = run(["inspect", str(bundle)])
+    assert code == 0 and "task generate" in stdout and "greedy" in stdout
+
     code, stdout, stderr = run(
         ["predict", str(bundle), "Is Nana in stock?", "--max-tokens", "8", "--json"]
     )
