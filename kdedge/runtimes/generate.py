@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdedge.errors import ConfigError, KdedgeError, ModelError
+from kdedge.runtimes.attached import Attached
 from kdedge.runtimes.bundle import MANIFEST, Artifact, Manifest, verify_files
 from kdedge.runtimes.router import (
     ANSWER,
@@ -368,7 +369,7 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 # ----------------------------------------------------------------------------- runtime
 
 
-class GenerationRuntime:
+class GenerationRuntime(Attached):
     """A loaded generate bundle: one GGUF on llama.cpp, its prompt settings, a router.
 
     Thread-safe: generations run one at a time on the model (llama.cpp's context is not
@@ -546,27 +547,11 @@ class GenerationRuntime:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             tokens = dict(self._tokens)
-        out: dict[str, Any] = {"router": self.router.stats(), "generation": tokens}
-        for name, target in (("fallback", self.fallback), ("low_cost", self.low_cost)):
-            if target is not None:
-                out[name] = target.stats()
-        if self.log is not None:
-            out["log"] = self.log.stats()
-        return out
+        return {"router": self.router.stats(), "generation": tokens, **self.attached_stats()}
 
     def close(self) -> None:
         self.generator.close()
-        for target in (self.fallback, self.low_cost):
-            if target is not None:
-                target.close()
-        if self.log is not None:
-            self.log.close()
-
-    def __enter__(self) -> GenerationRuntime:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()
 
 
 def load_generation(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kdedge.errors import ConfigError, KdedgeError
+from kdedge.runtimes.attached import Attached
 from kdedge.runtimes.backends import Backend, open_backend
 from kdedge.runtimes.bundle import Artifact, Manifest, read_manifest, verify_files
 from kdedge.runtimes.router import Decision, Router, RouterPolicy, clarifying_question
@@ -110,7 +111,7 @@ class Prediction:
         return d
 
 
-class Runtime:
+class Runtime(Attached):
     """A loaded bundle: one artifact on one backend, a tokenizer, a router."""
 
     def __init__(
@@ -275,26 +276,7 @@ class Runtime:
         }
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"router": self.router.stats()}
-        for name, target in (("fallback", self.fallback), ("low_cost", self.low_cost)):
-            if target is not None:
-                out[name] = target.stats()
-        if self.log is not None:
-            out["log"] = self.log.stats()
-        return out
-
-    def close(self) -> None:
-        for target in (self.fallback, self.low_cost):
-            if target is not None:
-                target.close()
-        if self.log is not None:
-            self.log.close()
-
-    def __enter__(self) -> Runtime:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return {"router": self.router.stats(), **self.attached_stats()}
 
 
 def read_policy(
