@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -159,6 +160,31 @@ def quantize(source: Path, target: Path, ftype: str) -> None:
         )
 
 
+def storage_report(
+    path: Path, ftype: str, main_types: tuple[str, ...]
+) -> tuple[dict[str, Any], list[str]]:
+    """How a written GGUF stores its tensors (for the artifact's details), and a warning
+    when llama.cpp kept matrices in another type than the one asked for."""
+    types = tensor_types(path)
+    fallbacks = _fallbacks(types, main_types)
+    warnings = []
+    if fallbacks:
+        kinds = Counter(fallbacks.values())
+        warnings.append(
+            f"{len(fallbacks)} matrices stored as "
+            + ", ".join(f"{k} ({n})" for k, n in kinds.items())
+            + f" instead of {'/'.join(main_types)} (llama.cpp's choice for shapes "
+            "or sensitive tensors)"
+        )
+    details = {
+        "writer": f"gguf {version('gguf')}",
+        "quantizer": None if ftype == "F16" else "llama_model_quantize",
+        "tensor_types": dict(Counter(types.values())),
+        "fallbacks": fallbacks,
+    }
+    return details, warnings
+
+
 def _fallbacks(types: dict[str, str], wanted: tuple[str, ...]) -> dict[str, str]:
     """Matrices llama.cpp stored in another type than the requested one."""
     return {
@@ -184,29 +210,8 @@ class _Gguf:
             if not source.is_file():
                 write_gguf(inp, source, f16=False)
             quantize(source, path, self.ftype)
-        types = tensor_types(path)
-        counts = Counter(types.values())
-        fallbacks = _fallbacks(types, self.main_types)
-        warnings = []
-        if fallbacks:
-            kinds = Counter(fallbacks.values())
-            warnings.append(
-                f"{len(fallbacks)} matrices stored as "
-                + ", ".join(f"{k} ({n})" for k, n in kinds.items())
-                + f" instead of {'/'.join(self.main_types)} (llama.cpp's choice for shapes "
-                "or sensitive tensors)"
-            )
-        return Converted(
-            [path],
-            {
-                "writer": f"gguf {version('gguf')}",
-                "quantizer": None if self.ftype == "F16" else "llama_model_quantize",
-                "tensor_types": dict(counts),
-                "fallbacks": fallbacks,
-                "pooling": "rank",
-            },
-            warnings,
-        )
+        details, warnings = storage_report(path, self.ftype, self.main_types)
+        return Converted([path], {**details, "pooling": "rank"}, warnings)
 
 
 class GgufF16(_Gguf):

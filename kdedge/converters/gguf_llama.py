@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ import numpy as np
 from tokenizers import pre_tokenizers
 
 from kdedge.converters.base import Converted
-from kdedge.converters.gguf import _fallbacks, quantize, tensor_types
+from kdedge.converters.gguf import quantize, storage_report
 from kdedge.converters.parity_llm import GenerationTolerance
 from kdedge.errors import ConfigError, ModelError
 
@@ -270,24 +268,8 @@ class LlamaGguf:
                 scratch.mkdir(parents=True, exist_ok=True)
                 write_gguf(model, tokenizer, source, f16=False, name=name)
             quantize(source, path, self.ftype)
-        types = tensor_types(path)
-        fallbacks = _fallbacks(types, self.main_types)
-        warnings = []
-        if fallbacks:
-            kinds = Counter(fallbacks.values())
-            warnings.append(
-                f"{len(fallbacks)} matrices stored as "
-                + ", ".join(f"{k} ({n})" for k, n in kinds.items())
-                + f" instead of {'/'.join(self.main_types)} (llama.cpp's choice for shapes "
-                "or sensitive tensors)"
-            )
-        details = {
-            "writer": f"gguf {version('gguf')}",
-            "quantizer": None if self.ftype == "F16" else "llama_model_quantize",
-            "tensor_types": dict(Counter(types.values())),
-            "fallbacks": fallbacks,
-            "architecture": "llama",
-        }
+        details, warnings = storage_report(path, self.ftype, self.main_types)
+        details["architecture"] = "llama"
         return Converted([path], details, warnings)
 
 
