@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.bench.host import describe
+from kdedge.bench.paired import noise_band, paired_speedup
 from kdedge.bench.targets import Target, get_target
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
@@ -85,41 +87,26 @@ class BenchReport:
     settings: dict[str, Any]
     targets: dict[str, dict[str, Any]]
     rows: list[Row] = field(default_factory=list)
+    # speed-ups measured in interleaved rounds (kdedge.bench.paired), one per comparison
+    paired: list[dict[str, Any]] = field(default_factory=list)
 
     def ratios(self) -> list[dict[str, Any]]:
-        """Batch-1 p50 speed-up of rows over the reference rows of their target: every row
-        over each torch row, and each ONNX artifact over optimum on the same file; for
-        generators, runtime/raw llama-cpp-python tokens/s on the same file."""
-        out = self._generation_ratios()
-        for ref in (r for r in self.rows if r.kind in ("torch", "optimum") and r.batch_1):
-            for row in self.rows:
-                same_file = ref.kind != "optimum" or ref.name == f"optimum:{row.name}"
-                if row.target == ref.target and row is not ref and row.batch_1 and same_file:
-                    out.append(
-                        {
-                            "target": row.target,
-                            "row": row.name,
-                            "reference": ref.name,
-                            "p50_speedup": round(ref.batch_1["p50"] / row.batch_1["p50"], 2),
-                        }
-                    )
-        return out
-
-    def _generation_ratios(self) -> list[dict[str, Any]]:
+        """Speed-ups of rows over the reference rows of their target from the sequential
+        rows: batch-1 p50 of every row over each torch row and of each ONNX artifact over
+        optimum on the same file; for generators, runtime/raw llama-cpp-python tokens/s on
+        the same file. ``paired`` holds the same comparisons measured interleaved."""
         out = []
-        for ref in (r for r in self.rows if r.kind == "llamacpp"):
-            for row in self.rows:
-                same = row.target == ref.target and ref.name == f"llamacpp:{row.name}"
-                if row.kind == "generate" and same:
-                    out.append(
-                        {
-                            "target": row.target,
-                            "row": row.name,
-                            "reference": ref.name,
-                            "pp_ratio": _ratio(row.pp, ref.pp),
-                            "tg_ratio": _ratio(row.tg, ref.tg),
-                        }
-                    )
+        for row, ref, kind in comparisons(self.rows):
+            if kind != "reference":
+                continue
+            entry = {"target": row.target, "row": row.name, "reference": ref.name}
+            if row.kind == "generate":
+                entry.update(pp_ratio=_ratio(row.pp, ref.pp), tg_ratio=_ratio(row.tg, ref.tg))
+            elif row.batch_1 and ref.batch_1:
+                entry["p50_speedup"] = round(ref.batch_1["p50"] / row.batch_1["p50"], 2)
+            else:
+                continue
+            out.append(entry)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,7 +120,41 @@ class BenchReport:
             "targets": self.targets,
             "rows": [asdict(r) for r in self.rows],
             "ratios": self.ratios(),
+            "paired": self.paired,
         }
+
+
+BASELINE_PRECISIONS = ("fp32", "f16")
+
+
+def comparisons(rows: list[Row]) -> list[tuple[Row, Row, str]]:
+    """(row, reference, kind) for every comparison a report makes within one target.
+
+    ``reference``: every row against each torch row; an ONNX artifact against optimum on
+    the same file; a generator through the runtime against raw llama-cpp-python on the same
+    file. ``precision``: a quantized artifact against the FP32 (else F16) artifact of its
+    backend, the INT8-vs-FP32 question :mod:`kdedge.bench.explain` answers.
+    """
+    out = []
+    for ref in rows:
+        for row in rows:
+            if row is ref or row.target != ref.target or row.error or ref.error:
+                continue
+            same_file = ref.name == f"{ref.kind}:{row.name}"  # optimum / raw llama.cpp
+            torch = ref.kind == "torch" and row.kind != "generate"
+            if torch or (ref.kind in ("optimum", "llamacpp") and same_file):
+                out.append((row, ref, "reference"))
+    for row in rows:
+        if row.kind != "artifact" or row.precision in BASELINE_PRECISIONS or row.error:
+            continue
+        same = [r for r in rows if r.kind == "artifact" and r.target == row.target]
+        same = [r for r in same if r.backend == row.backend and not r.error]
+        for precision in BASELINE_PRECISIONS:
+            base = next((r for r in same if r.precision == precision), None)
+            if base is not None:
+                out.append((row, base, "precision"))
+                break
+    return out
 
 
 def _ratio(row: dict[str, Any] | None, ref: dict[str, Any] | None) -> float | None:
@@ -159,6 +180,7 @@ def _worker(job: dict[str, Any]) -> tuple[dict[str, Any], float]:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, **job.get("env", {})},  # before any engine reads it
     )
     try:
         result = json.loads(proc.stdout)
@@ -166,6 +188,78 @@ def _worker(job: dict[str, Any]) -> tuple[dict[str, Any], float]:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         result = {"error": f"worker exited with {proc.returncode}: {tail}"}
     return result, launched
+
+
+METRICS = {  # paired sample -> higher is better
+    "batch_1_ms": False,
+    "pp_tokens_per_s": True,
+    "tg_tokens_per_s": True,
+}
+
+
+def measure_paired(
+    groups: list[list[tuple[dict[str, Any], Row]]], rounds: int, warmup: int, track: Tracker
+) -> list[dict[str, Any]]:
+    """Run each group's compared rows as arms of one interleaved worker (see
+    :mod:`kdedge.bench.paired`) and return one speed-up entry per comparison and metric.
+
+    A classifier group also runs a second copy of its first artifact: the A/A ``control``
+    entry, whose band every verdict in the group must clear."""
+    out: list[dict[str, Any]] = []
+    for group in track(groups, "interleaved rounds", total=len(groups)):
+        pairs = comparisons([row for _, row in group])
+        involved = {id(r) for pair in pairs for r in pair[:2]}
+        arms = [(job, row) for job, row in group if id(row) in involved]
+        if not pairs:
+            continue
+        jobs = [job for job, _ in arms]
+        control = next((job for job, row in arms if row.kind == "artifact"), None)
+        if control is not None:
+            jobs.append(control)
+        result, _ = _worker(
+            {
+                "kind": "paired",
+                "arms": jobs,
+                "repeats": rounds,
+                "warmup": warmup,
+                "cores": jobs[0].get("cores"),
+                "env": jobs[0].get("env", {}),
+            }
+        )
+        if "error" in result:
+            result = {"arms": [{"error": result["error"], "samples": {}} for _ in jobs]}
+        by_row = {id(row): arm for (_, row), arm in zip(arms, result["arms"], strict=False)}
+        noise = 1.0
+        if control is not None:
+            first, copy = result["arms"][jobs.index(control)], result["arms"][-1]
+            name = control["artifact"]
+            entry = {"target": arms[0][1].target, "row": name, "reference": f"{name} (copy)"}
+            speed = None
+            if not (first["error"] or copy["error"]):
+                speed = paired_speedup(
+                    first["samples"]["batch_1_ms"], copy["samples"]["batch_1_ms"]
+                )
+            if speed:
+                noise = noise_band(speed)
+                speed["verdict"] = f"control: verdicts here need {noise:.3f}x"
+                out.append({**entry, "comparison": "control", "metric": "batch_1_ms", **speed})
+        for row, ref, kind in pairs:
+            mine, theirs = by_row[id(row)], by_row[id(ref)]
+            entry = {"target": row.target, "row": row.name, "reference": ref.name}
+            if mine["error"] or theirs["error"]:
+                out.append({**entry, "comparison": kind, "error": mine["error"] or theirs["error"]})
+                continue
+            for metric, higher in METRICS.items():
+                if metric in mine["samples"] and metric in theirs["samples"]:
+                    speed = paired_speedup(
+                        mine["samples"][metric],
+                        theirs["samples"][metric],
+                        higher_is_better=higher,
+                        noise=noise,
+                    )
+                    if speed:
+                        out.append({**entry, "comparison": kind, "metric": metric, **speed})
+    return out
 
 
 def _measure(job: dict[str, Any], row: Row, cold_runs: int) -> None:
@@ -208,12 +302,16 @@ def bench(
     pp: int = 512,
     tg: int = 128,
     gen_repeats: int = 5,
+    paired: bool = True,
     track: Tracker = silent,
 ) -> BenchReport:
     """Measure the bundle's passing artifacts on each target (see the module docstring).
 
-    ``pp``, ``tg`` and ``gen_repeats`` apply to generate bundles, which ignore ``data``,
-    ``batch``, ``repeats`` and the optimum rows and refuse ``compare_torch``.
+    ``paired`` also measures every comparison (row vs reference, quantized vs FP32)
+    interleaved in one process, ``repeats`` rounds (``gen_repeats`` for generators): the
+    ratios to trust on a noisy host. ``pp``, ``tg`` and ``gen_repeats`` apply to generate
+    bundles, which ignore ``data``, ``batch``, ``repeats`` and the optimum rows and refuse
+    ``compare_torch``.
     """
     manifest = read_manifest(bundle)
     chosen = [a for a in manifest.artifacts if a.status == "passed"]
@@ -235,7 +333,7 @@ def bench(
     resolved = {name: get_target(name) for name in targets}  # unknown targets fail here
     if generate:
         return _bench_generation(
-            bundle, manifest, chosen, resolved, pp, tg, gen_repeats, cold_runs, track
+            bundle, manifest, chosen, resolved, pp, tg, gen_repeats, cold_runs, paired, track
         )
     texts = read_texts(data, max_texts)
     source = Path(manifest.provenance.get("source_model") or "")
@@ -253,6 +351,7 @@ def bench(
                 "cold_runs": cold_runs,
                 "texts": len(texts),
                 "data": str(data) if data else "built-in sentences",
+                "paired": paired,
             },
             targets={},
         )
@@ -266,6 +365,7 @@ def bench(
             limits = {
                 "threads": target.threads,
                 "cores": target.cores,
+                "env": dict(target.env),
                 "texts": texts,
                 "batch": batch,
                 "repeats": repeats,
@@ -320,6 +420,9 @@ def bench(
         for _target, job, row in track(plan, "benchmarking", total=len(plan)):
             _measure(job, row, cold_runs)
             report.rows.append(row)
+        if paired:
+            groups = [[(job, row) for t, job, row in plan if t.name == name] for name in targets]
+            report.paired = measure_paired(groups, repeats, 10, track)
     report.settings["optimum"] = (
         "measured"
         if optimum_dir is not None
@@ -339,6 +442,7 @@ def _target_record(target: Target, why: str | None) -> dict[str, Any]:
         "threads": target.threads,
         "cores": target.cores,
         "cpu_share": round(target.cpu_share, 3),
+        "isa": list(target.isa) if target.isa else None,
         "skipped": why,
     }
 
@@ -352,6 +456,7 @@ def _bench_generation(
     tg: int,
     repeats: int,
     cold_runs: int,
+    paired: bool,
     track: Tracker,
 ) -> BenchReport:
     """pp / tg rows per GGUF artifact and target, each followed by its raw llama-cpp-python
@@ -370,6 +475,7 @@ def _bench_generation(
             "tg": tg,
             "gen_repeats": repeats,
             "cold_runs": cold_runs,
+            "paired": paired,
             "context_length": context,
         },
         targets={},
@@ -380,7 +486,13 @@ def _bench_generation(
         report.targets[name] = _target_record(target, why)
         if why:
             continue
-        limits = {"threads": target.threads, "cores": target.cores, "tg": tg, "repeats": repeats}
+        limits = {
+            "threads": target.threads,
+            "cores": target.cores,
+            "env": dict(target.env),
+            "tg": tg,
+            "repeats": repeats,
+        }
         for a in chosen:
             if a.format != "gguf" or a.backend not in target.backends:
                 continue
@@ -418,6 +530,9 @@ def _bench_generation(
         raw_job["tg_context"] = (mine.tg or {}).get("context") or 1
         _measure(raw_job, raw, cold_runs)
         report.rows.append(raw)
+    if paired:  # one process per artifact: two copies of a model, not all of them
+        groups = [[(job, mine), (raw_job, raw)] for job, mine, raw_job, raw in plan]
+        report.paired = measure_paired(groups, repeats, 1, track)
     return report
 
 

@@ -9,7 +9,16 @@ import platform
 from typing import Any
 
 # CPU features that decide how fast INT8 and BF16 kernels can be
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "neon")
+FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "amx_bf16",
+    "neon",
+    "asimddp",  # Arm dot product (sdot/udot), the Arm counterpart of VNNI
+)
 PACKAGES = (
     "kdedge",
     "numpy",
@@ -41,6 +50,11 @@ def describe() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return info
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags as /proc/cpuinfo names them (empty where unreadable)."""
+    return _cpuinfo()[1]
 
 
 def _cpuinfo() -> tuple[str, set[str]]:

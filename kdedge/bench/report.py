@@ -5,17 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kdedge.bench.explain import quantization_notes
+
 
 def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "—" if value is None else f"{value:{spec}}{suffix}"
 
 
+def _paired(report: dict[str, Any], metric: str) -> dict[tuple[str, str, str], float]:
+    """(target, row, reference) -> interleaved speed-up for one metric."""
+    return {
+        (p["target"], p["row"], p["reference"]): p["speedup"]
+        for p in report.get("paired", [])
+        if p.get("metric") == metric
+    }
+
+
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
     """One list of cells per row, shared by the Rich table and the Markdown report."""
+    paired = _paired(report, "batch_1_ms")
     speedups: dict[tuple[str, str], float] = {}
     for r in report["ratios"]:  # the first torch reference of each target, as given
         if r["reference"].startswith("torch:"):
-            speedups.setdefault((r["target"], r["row"]), r["p50_speedup"])
+            key = (r["target"], r["row"], r["reference"])
+            speedups.setdefault(key[:2], paired.get(key, r["p50_speedup"]))
     rows = []
     for r in report["rows"]:
         b1, bn, cold = r["batch_1"] or {}, r["batch_n"] or {}, r["cold_start_ms"] or {}
@@ -90,6 +103,13 @@ def generation_rows(report: dict[str, Any]) -> list[list[str]]:
     """One list of cells per generator row (GENERATION_HEADERS), runtime rows with their
     runtime/raw llama-cpp-python ratios."""
     ratios = {(r["target"], r["row"]): r for r in report["ratios"] if "pp_ratio" in r}
+    pp_paired, tg_paired = _paired(report, "pp_tokens_per_s"), _paired(report, "tg_tokens_per_s")
+    for key, r in ratios.items():  # interleaved figures win where measured
+        ref = (*key, r["reference"])
+        ratios[key] = {
+            "pp_ratio": pp_paired.get(ref, r["pp_ratio"]),
+            "tg_ratio": tg_paired.get(ref, r["tg_ratio"]),
+        }
     rows = []
     for r in report["rows"]:
         pp, tg, cold = r.get("pp") or {}, r.get("tg") or {}, r["cold_start_ms"] or {}
@@ -146,19 +166,68 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "`llamacpp:<artifact>`: raw llama-cpp-python (`Llama.generate`) on the same GGUF with "
             "the same threads and context, fed as many prompt tokens as the runtime's chat "
-            "prompt had. `vs raw`: runtime tokens/s over raw tokens/s (1.00x = no overhead). "
-            "pp: from the call to the first sampled token; tg: the decode steps after it, "
-            "through end-of-turn tokens.",
+            "prompt had. `vs raw`: runtime tokens/s over raw tokens/s (1.00x = no overhead), "
+            "interleaved where measured. pp: from the call to the first sampled token; tg: the "
+            "decode steps after it, through end-of-turn tokens.",
         ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + paired_section(report)) + "\n"
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
     lines += [
         "",
         "`vs torch`: batch-1 p50 speed-up over the first torch reference row of the same "
-        "target, measured in the same run (every ratio, optimum's included, is in the JSON). "
-        "`@max len`: batch 1 with every input truncated to the bundle's maximum length.",
+        "target, from the interleaved rounds where measured, else from the rows above "
+        "(every ratio, optimum's included, is in the JSON). `@max len`: batch 1 with every "
+        "input truncated to the bundle's maximum length.",
     ]
+    lines += paired_section(report)
+    notes = quantization_notes(report)
+    if notes:
+        lines += ["", "## Quantized vs FP32 on this CPU", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+METRIC_NAMES = {
+    "batch_1_ms": "batch-1 latency",
+    "pp_tokens_per_s": "pp tokens/s",
+    "tg_tokens_per_s": "tg tokens/s",
+}
+
+
+def paired_section(report: dict[str, Any]) -> list[str]:
+    """The interleaved comparisons as a Markdown table (empty when none were measured)."""
+    paired = report.get("paired") or []
+    if not paired:
+        return []
+    rounds = max((p.get("rounds", 0) for p in paired), default=0)
+    lines = [
+        "",
+        "## Interleaved comparisons",
+        "",
+        f"Each target's compared rows ran in one process, round by round in a random order "
+        f"on the same input (up to {rounds} rounds). Speed-up: median of the per-round "
+        "ratios (above 1: the row is faster), with a bootstrap 95% interval. The "
+        "`(copy)` row is an A/A control: a second copy of the same artifact in the same "
+        "process, which differs from the first by a few percent on its own. A difference is "
+        "claimed only when the interval clears the control's band, not merely 1.",
+        "",
+        "| target | row | reference | measure | speed-up | 95% CI | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in paired:
+        if "error" in p:
+            cells = [p["target"], p["row"], p["reference"], "—", "—", "—", p["error"]]
+        else:
+            cells = [
+                p["target"],
+                p["row"],
+                p["reference"],
+                METRIC_NAMES.get(p["metric"], p["metric"]),
+                f"{p['speedup']:.2f}x",
+                f"{p['ci95'][0]:.3f}-{p['ci95'][1]:.3f}",
+                p["verdict"],
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(report: dict[str, Any], path: str | Path) -> None:

@@ -7,6 +7,11 @@ computing power"). A share of a core cannot be reproduced with thread counts alo
 ``lambda-*`` targets run on one pinned core with one thread and say so: their measured
 latency is that of a full vCPU, and ``cpu_share`` gives the factor by which CPU-bound work
 slows down at that memory size.
+
+The ``intel-cpu-avx2`` and ``intel-cpu-avx512`` targets stand for x86 CPUs without VNNI on a
+CPU that has it: they cap oneDNN's instruction set with its ``ONEDNN_MAX_CPU_ISA`` variable,
+which OpenVINO's CPU plugin honours (onnxruntime's MLAS and llama.cpp do not, so only
+OpenVINO rows run there). Capping only goes down: the host must have the capped-to set.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ class Target:
     memory_mb: int | None = None
     requires: str | None = None  # "darwin-arm64" | "cuda"
     emulation: str = ""  # said in every report that uses the target
+    env: tuple[tuple[str, str], ...] = ()  # set in the measuring process before any engine
+    isa: tuple[str, ...] | None = None  # CPU flags the target's kernels may use (None: all)
 
     @property
     def cpu_share(self) -> float:
@@ -53,9 +60,32 @@ class Target:
 
             if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
                 return "needs a CUDA GPU and onnxruntime-gpu; skipped here"
+        if self.isa:
+            from kdedge.bench.host import cpu_flags
+
+            missing = [f for f in self.isa if f not in cpu_flags()]
+            if missing:
+                return f"caps the instruction set at {'/'.join(self.isa)}; this CPU lacks " + (
+                    ", ".join(missing)
+                )
         if self.cores is not None and len(os.sched_getaffinity(0)) < self.cores:
             return f"needs {self.cores} free core(s)"
         return None
+
+
+def _isa_capped(name: str, cap: str, isa: tuple[str, ...], parts: str) -> Target:
+    return Target(
+        name=name,
+        summary=f"x86 CPU with {'/'.join(isa)} but no VNNI ({parts}), OpenVINO, all cores",
+        backends=("openvino",),
+        env=(("ONEDNN_MAX_CPU_ISA", cap),),
+        isa=isa,
+        emulation=(
+            f"emulated: OpenVINO with oneDNN capped at {cap} (ONEDNN_MAX_CPU_ISA) on this CPU, "
+            "all cores; only OpenVINO honours the cap, and INT8 outputs may differ slightly "
+            "from an uncapped run"
+        ),
+    )
 
 
 def _lambda(memory_mb: int) -> Target:
@@ -84,6 +114,10 @@ TARGETS: dict[str, Target] = {
         _lambda(1024),
         _lambda(LAMBDA_FULL_VCPU_MB),
         Target("intel-cpu", "Intel/x86 CPU with OpenVINO, all cores", ("openvino",)),
+        _isa_capped(
+            "intel-cpu-avx2", "AVX2", ("avx2",), "Haswell to Comet Lake client, AMD Zen 1-3"
+        ),
+        _isa_capped("intel-cpu-avx512", "AVX512_CORE", ("avx2", "avx512f"), "Skylake-SP Xeon"),
         Target(
             "apple-m",
             "Apple M2/M3 (CoreML provider or llama.cpp Metal)",

@@ -18,6 +18,11 @@ the ``tg - 1`` decode steps after the first token), each ``repeats`` times after
 The runtime's prompt is its own chat prompt, grown with catalog-like evidence lines to about
 ``pp`` tokens (never below the bundle's bare prompt); it reports the count it reached, and
 the harness gives the raw row exactly that many tokens.
+
+``kind: paired`` measures several of the above (``arms``, each a job) in one process in
+interleaved rounds, for ratios that hold on a noisy host (see :func:`run_paired`); it
+returns every round's samples per arm: ``batch_1_ms`` for classifiers, ``pp_tokens_per_s``
+and ``tg_tokens_per_s`` for generators.
 """
 
 from __future__ import annotations
@@ -130,96 +135,101 @@ def _rates(samples: list[float], tokens: int) -> dict[str, Any]:
     }
 
 
-def run_generate(job: dict[str, Any]) -> dict[str, Any]:
-    """A GGUF artifact of a generate bundle through :func:`kdedge.runtimes.load`."""
-    from kdedge.runtimes import load
+class RuntimeGenerator:
+    """A GGUF artifact of a generate bundle through :func:`kdedge.runtimes.load`; building
+    it loads the model and answers once (the cold start)."""
 
-    _pin(job.get("cores"))
-    t0 = time.perf_counter()
-    rt = load(job["bundle"], artifact=job["artifact"], threads=job.get("threads"))
-    t1 = time.perf_counter()
-    rt.generate(QUESTION, route=False, max_tokens=1)
-    out: dict[str, Any] = {
-        "load_ms": round((t1 - t0) * 1000.0, 2),
-        "first_predict_ms": round((time.perf_counter() - t1) * 1000.0, 2),
-        "first_done_unix": time.time(),
-    }
-    repeats = job.get("repeats", 0)
-    if repeats:
-        evidence = _filler(rt, job["pp"])
-        pp, tokens = [], 0
-        for i in range(repeats + 1):  # the first is a warm-up
-            g = rt.generate(QUESTION, evidence, route=False, max_tokens=1)
-            tokens = g.prompt_tokens
-            if i and g.prompt_tokens_per_s:
-                pp.append(g.prompt_tokens_per_s)
-        tg, context = [], 0
-        for i in range(repeats + 1):
-            r = rt.generator.generate(rt.messages(QUESTION), max_tokens=job["tg"], ignore_eos=True)
-            context = r.prompt_tokens
-            if i and r.tokens_per_s:
-                tg.append(r.tokens_per_s)
-        out["pp"] = _rates(pp, tokens)
-        out["tg"] = {**_rates(tg, job["tg"]), "context": context}
-    out["peak_rss_mb"] = peak_rss_mb()
-    return out
+    def __init__(self, job: dict[str, Any]) -> None:
+        from kdedge.runtimes import load
+
+        t0 = time.perf_counter()
+        self.rt = load(job["bundle"], artifact=job["artifact"], threads=job.get("threads"))
+        t1 = time.perf_counter()
+        self.rt.generate(QUESTION, route=False, max_tokens=1)
+        self.cold = _cold(t0, t1)
+        self.tg = job["tg"]
+        self.evidence = _filler(self.rt, job["pp"]) if job.get("repeats") else []
+        prompt_ids, messages = self.rt.generator.prompt_ids, self.rt.messages
+        self.prompt_tokens = len(prompt_ids(messages(QUESTION, self.evidence)))
+        self.context_tokens = len(prompt_ids(messages(QUESTION)))
+
+    def round(self) -> dict[str, float | None]:
+        g = self.rt.generate(QUESTION, self.evidence, route=False, max_tokens=1)
+        r = self.rt.generator.generate(
+            self.rt.messages(QUESTION), max_tokens=self.tg, ignore_eos=True
+        )
+        return {"pp_tokens_per_s": g.prompt_tokens_per_s, "tg_tokens_per_s": r.tokens_per_s}
 
 
-def run_llamacpp(job: dict[str, Any]) -> dict[str, Any]:
-    """Raw llama-cpp-python on the same GGUF: ``Llama.generate`` for pp and tg alike."""
-    _pin(job.get("cores"))
-    t0 = time.perf_counter()
-    import llama_cpp
+class RawGenerator:
+    """Raw llama-cpp-python on the same GGUF: ``Llama.generate`` for pp and tg alike, on
+    exactly as many prompt tokens (``pp``) and after as long a context (``tg_context``) as
+    the runtime row had."""
 
-    threads = job.get("threads")
-    llm = llama_cpp.Llama(
-        model_path=job["model"],
-        n_ctx=job["n_ctx"],
-        n_batch=min(512, job["n_ctx"]),
-        n_ubatch=min(512, job["n_ctx"]),
-        n_threads=threads,
-        n_threads_batch=threads,
-        verbose=False,
-    )
-    t1 = time.perf_counter()
+    def __init__(self, job: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        import llama_cpp
 
-    def first_token(ids: list[int]) -> Any:
+        threads = job.get("threads")
+        self.llm = llama_cpp.Llama(
+            model_path=job["model"],
+            n_ctx=job["n_ctx"],
+            n_batch=min(512, job["n_ctx"]),
+            n_ubatch=min(512, job["n_ctx"]),
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+        t1 = time.perf_counter()
+        need = max(job["pp"], job.get("tg_context", 1))
+        text = " ".join(f"Catalog title {n} | paperback | in stock" for n in range(need))
+        filler = self.llm.tokenize(text.encode("utf-8"), add_bos=False)
+        self.prompt, self.context = filler[: job["pp"]], filler[: job.get("tg_context", 1)]
+        self._first_token(self.context).close()
+        self.cold = _cold(t0, t1)
+        self.tg = job["tg"]
+        self.prompt_tokens, self.context_tokens = len(self.prompt), len(self.context)
+
+    def _first_token(self, ids: list[int]) -> Any:
         """Prefill ``ids`` from an empty cache and sample one token; the generator goes on."""
-        llm.reset()
-        steps = llm.generate(ids, temp=0.0, repeat_penalty=1.0)
+        self.llm.reset()
+        steps = self.llm.generate(ids, temp=0.0, repeat_penalty=1.0)
         next(steps)
         return steps
 
-    # the runtime row's prompt sizes: pp tokens, and its bare chat prompt, which its first
-    # answer (the cold start) and its tg runs came after
-    need = max(job["pp"], job.get("tg_context", 1))
-    text = " ".join(f"Catalog title {n} | paperback | in stock" for n in range(need))
-    filler = llm.tokenize(text.encode("utf-8"), add_bos=False)
-    prompt, context = filler[: job["pp"]], filler[: job.get("tg_context", 1)]
-    first_token(context).close()
-    out: dict[str, Any] = {
+    def round(self) -> dict[str, float | None]:
+        start = time.perf_counter()
+        self._first_token(self.prompt).close()
+        pp = len(self.prompt) / (time.perf_counter() - start)
+        steps = self._first_token(self.context)
+        start = time.perf_counter()
+        for _ in range(self.tg - 1):
+            next(steps)
+        steps.close()
+        tg = (self.tg - 1) / (time.perf_counter() - start)
+        return {"pp_tokens_per_s": pp, "tg_tokens_per_s": tg}
+
+
+def _cold(t0: float, t1: float) -> dict[str, float]:
+    """Load time, first answer time and the wall clock of the first answer."""
+    return {
         "load_ms": round((t1 - t0) * 1000.0, 2),
         "first_predict_ms": round((time.perf_counter() - t1) * 1000.0, 2),
         "first_done_unix": time.time(),
     }
-    repeats = job.get("repeats", 0)
-    if repeats:
-        pp, tg = [], []
-        for i in range(repeats + 1):  # the first is a warm-up
-            start = time.perf_counter()
-            first_token(prompt).close()
-            if i:
-                pp.append(len(prompt) / (time.perf_counter() - start))
-        for i in range(repeats + 1):
-            steps = first_token(context)
-            start = time.perf_counter()
-            for _ in range(job["tg"] - 1):
-                next(steps)
-            steps.close()
-            if i and job["tg"] > 1:
-                tg.append((job["tg"] - 1) / (time.perf_counter() - start))
-        out["pp"] = _rates(pp, len(prompt))
-        out["tg"] = {**_rates(tg, job["tg"]), "context": len(context)}
+
+
+def run_generator(job: dict[str, Any]) -> dict[str, Any]:
+    """pp and tg tokens/s of one generator arm, ``repeats`` rounds after one warm-up."""
+    _pin(job.get("cores"))
+    arm = GENERATORS[job["kind"]](job)
+    out: dict[str, Any] = dict(arm.cold)
+    if job.get("repeats"):
+        rounds = [arm.round() for _ in range(job["repeats"] + 1)][1:]
+        pp = [r["pp_tokens_per_s"] for r in rounds if r["pp_tokens_per_s"]]
+        tg = [r["tg_tokens_per_s"] for r in rounds if r["tg_tokens_per_s"]]
+        out["pp"] = _rates(pp, arm.prompt_tokens)
+        out["tg"] = {**_rates(tg, job["tg"]), "context": arm.context_tokens}
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -254,25 +264,74 @@ def _latency(predict: Callable, texts: list[str], batch: int, repeats: int, warm
     return _percentiles(samples)
 
 
-GENERATORS = {"generate": run_generate, "llamacpp": run_llamacpp}
+GENERATORS: dict[str, type[RuntimeGenerator] | type[RawGenerator]] = {
+    "generate": RuntimeGenerator,
+    "llamacpp": RawGenerator,
+}
+
+
+class Classifier:
+    """A classifier arm: building it loads the model and predicts once (the cold start)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        self.predict = PREDICTORS[job["kind"]](job)
+        t1 = time.perf_counter()
+        self.texts = job["texts"]
+        self.predict([self.texts[0]])
+        self.cold = _cold(t0, t1)
+        self.rounds = 0
+
+    def round(self) -> dict[str, float | None]:
+        """Batch-1 latency of the next text, in ms. An untimed call on the same text goes
+        first: interleaved with other models, an arm's weights have left the CPU caches by
+        its turn, and a single timed call would measure that eviction, not the model."""
+        text = self.texts[self.rounds % len(self.texts)]
+        self.rounds += 1
+        self.predict([text])
+        t0 = time.perf_counter()
+        self.predict([text])
+        return {"batch_1_ms": (time.perf_counter() - t0) * 1000.0}
+
+
+def run_paired(job: dict[str, Any]) -> dict[str, Any]:
+    """Several arms in one process, measured in interleaved rounds: each round runs every
+    arm once, in a fresh random order, on the same input. Noise that lasts longer than a
+    round (another job on the machine, a frequency change) then hits every arm alike, so
+    per-round ratios between arms stay meaningful on a noisy host where rows measured one
+    after another do not. An arm that fails to load is reported and left out."""
+    _pin(job.get("cores"))
+    arms: list[Any] = []
+    errors: list[str | None] = []
+    for sub in job["arms"]:
+        sub = {**sub, "repeats": job["repeats"]}  # generator arms build their prompt then
+        try:
+            arms.append(GENERATORS.get(sub["kind"], Classifier)(sub))
+            errors.append(None)
+        except Exception as exc:  # one arm's failure is data; the others still run
+            arms.append(None)
+            errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    live = [i for i, arm in enumerate(arms) if arm is not None]
+    samples: list[dict[str, list[float | None]]] = [{} for _ in arms]
+    rng = np.random.default_rng(job.get("seed", 0))
+    for n in range(job.get("warmup", 1) + job["repeats"]):
+        for i in rng.permutation(live):
+            values = arms[i].round()
+            if n >= job.get("warmup", 1):
+                for metric, value in values.items():
+                    samples[i].setdefault(metric, []).append(value)
+    return {"arms": [{"error": e, "samples": s} for e, s in zip(errors, samples, strict=True)]}
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
+    if job["kind"] == "paired":
+        return run_paired(job)
     if job["kind"] in GENERATORS:
-        return GENERATORS[job["kind"]](job)
+        return run_generator(job)
     _pin(job.get("cores"))
-    t0 = time.perf_counter()
-    predict = PREDICTORS[job["kind"]](job)
-    t1 = time.perf_counter()
-    texts = job["texts"]
-    predict([texts[0]])
-    first_done = time.time()
-    t2 = time.perf_counter()
-    out: dict[str, Any] = {
-        "load_ms": round((t1 - t0) * 1000.0, 2),
-        "first_predict_ms": round((t2 - t1) * 1000.0, 2),
-        "first_done_unix": first_done,
-    }
+    arm = Classifier(job)
+    predict, texts = arm.predict, arm.texts
+    out: dict[str, Any] = dict(arm.cold)
     repeats = job.get("repeats", 0)
     if repeats:
         warmup = job.get("warmup", 10)

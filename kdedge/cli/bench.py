@@ -18,7 +18,8 @@ from kdedge.cli.console import info, rich_tracker, stdout
     multiple=True,
     default=("cpu",),
     show_default=True,
-    help="lambda-512|lambda-1024|lambda-1769|intel-cpu|apple-m|cpu|cuda (repeat).",
+    help="lambda-512|lambda-1024|lambda-1769|intel-cpu|intel-cpu-avx2|intel-cpu-avx512|"
+    "apple-m|cpu|cuda (repeat).",
 )
 @click.option(
     "--data",
@@ -92,6 +93,17 @@ from kdedge.cli.console import info, rich_tracker, stdout
     show_default=True,
     help="Generate bundles: pp and tg measurements per row (median reported).",
 )
+@click.option(
+    "--no-paired",
+    is_flag=True,
+    help="Skip the interleaved rounds that give ratios with 95% intervals (faster, noisier).",
+)
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Record each measured target's figures in the bundle, so `load`/`predict`/`serve` "
+    "pick the fastest artifact measured for the host (or for `load(target=...)`).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def command(
     bundle,
@@ -109,6 +121,8 @@ def command(
     pp,
     tg,
     gen_repeats,
+    no_paired,
+    apply,
     quiet,
 ):
     """Benchmark every artifact of a bundle per hardware target, with reference rows.
@@ -118,7 +132,12 @@ def command(
     bundle's parity evidence. Reference rows, measured in the same run with the same
     inputs and threads: each --compare-torch model through transformers, and optimum's
     ORTModel on the bundle's own .onnx files when optimum is installed. Lambda targets are
-    emulated on one pinned core; the report says so.
+    emulated on one pinned core; intel-cpu-avx2 / intel-cpu-avx512 cap OpenVINO's
+    instruction set to stand for CPUs without VNNI; the report says so.
+
+    Then every comparison (row vs reference, INT8 vs FP32) runs again interleaved in one
+    process, round by round: those speed-ups, with 95% intervals, are the ones to trust on
+    a busy machine, and the report explains each INT8-vs-FP32 result by the CPU's flags.
 
     A generate bundle gets llama-bench style rows per GGUF artifact: prompt processing (pp)
     and generation (tg) tokens/s through the kdedge runtime, and through raw
@@ -129,12 +148,16 @@ def command(
       kdedge bench bundle/ --target lambda-1024 --target intel-cpu \\
           --compare-torch student/ --data test.jsonl --json bench.json --report bench.md
       kdedge bench llm-bundle/ --target cpu --pp 512 --tg 128 --report llm-bench.md
+      kdedge bench bundle/ --target intel-cpu --target intel-cpu-avx2 --apply
     """
     from kdedge.atomic import atomic_write_text
+    from kdedge.bench.explain import quantization_notes
     from kdedge.bench.harness import bench
+    from kdedge.bench.record import apply_report
     from kdedge.bench.report import generation_rows, is_generation, markdown, plot, table_rows
     from kdedge.errors import ConfigError
     from kdedge.runtimes.bundle import read_manifest
+    from kdedge.runtimes.selection import choose_artifact
 
     if png_out and read_manifest(bundle).task == "generate":
         raise ConfigError("--plot draws classifier accuracy against latency; drop it here")
@@ -152,6 +175,7 @@ def command(
         pp=pp,
         tg=tg,
         gen_repeats=gen_repeats,
+        paired=not no_paired,
         track=rich_tracker(quiet),
     ).to_dict()
     for name, t in result["targets"].items():
@@ -173,6 +197,19 @@ def command(
         _print_generation_tables(result, generation_rows(result))
     else:
         _print_tables(result, table_rows(result))
+    _print_paired(result)
+    for note in quantization_notes(result):
+        info(note)
+    if apply:
+        applied = apply_report(bundle, result)
+        if applied:
+            choice = choose_artifact(read_manifest(bundle))
+            info(
+                f"recorded figures for {', '.join(applied)} in {bundle}/manifest.json; "
+                f"on this host `load` now picks {choice.artifact.name}: {choice.why}"
+            )
+        else:
+            info("[yellow]nothing to record[/]: no artifact row was measured")
     if not json_out and not md_out:
         info("add --json/--report/--plot to keep the figures")
     errors = [r for r in result["rows"] if r["error"]]
@@ -251,3 +288,34 @@ def _print_generation_tables(result: dict, rows: list[list[str]]) -> None:
             if r[-1]:
                 table.add_row(f"[red]error: {r[-1]}[/]")
         stdout.print(table)
+
+
+SHORT_METRICS = {"batch_1_ms": "p50", "pp_tokens_per_s": "pp", "tg_tokens_per_s": "tg"}
+
+
+def _print_paired(result: dict) -> None:
+    """The interleaved speed-ups, one line each, with their 95% intervals."""
+    from rich import box
+    from rich.table import Table
+
+    paired = [p for p in result.get("paired", []) if "speedup" in p]
+    if not paired:
+        return
+    table = Table(
+        title="interleaved rounds: speed-up of row over reference (>1: row faster), 95% CI",
+        box=box.SIMPLE_HEAD,
+    )
+    for name in ("target", "row", "reference", "of", "×", "95% CI", "verdict"):
+        table.add_column(name, justify="right" if name in ("×", "95% CI") else "left", no_wrap=True)
+    for p in paired:
+        color = {"faster": "green", "slower": "red"}.get(p["verdict"], "yellow")
+        table.add_row(
+            p["target"],
+            p["row"],
+            p["reference"],
+            SHORT_METRICS.get(p["metric"], p["metric"]),
+            f"{p['speedup']:.2f}",
+            f"{p['ci95'][0]:.2f}-{p['ci95'][1]:.2f}",
+            f"[{color}]{p['verdict']}[/]",
+        )
+    stdout.print(table)

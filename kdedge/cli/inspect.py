@@ -99,6 +99,18 @@ def command(bundle, no_verify, as_json):
             status,
         )
     stdout.print(table)
+    for target, run in manifest.benchmarks.items():
+        figures = " · ".join(
+            f"{name} "
+            + (
+                f"p50 {f['p50_ms']:.2f} ms"
+                if "p50_ms" in f
+                else f"tg {f['tg_tokens_per_s']:.1f} t/s"
+            )
+            for name, f in run["artifacts"].items()
+            if "p50_ms" in f or "tg_tokens_per_s" in f
+        )
+        stdout.print(f"bench {target} ({run.get('measured')}, {run.get('host')}): {figures}")
     prov = manifest.provenance
     stdout.print(
         f"from {prov.get('source_model')} (sha256 {str(prov.get('source_sha256'))[:12]}…)"

@@ -113,6 +113,9 @@ class Manifest:
     # task "generate": system_prompt, user_template, chat_template, context_length,
     # max_new_tokens, stop, eos_token (absent from classifier manifests)
     generation: dict[str, Any] = field(default_factory=dict)
+    # `kdedge bench --apply`: per target, when and where it was measured and each
+    # artifact's figures (p50_ms / p95_ms, or a generator's tg_tokens_per_s; cold start, RSS)
+    benchmarks: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def artifact(self, name: str) -> Artifact:
@@ -139,6 +142,8 @@ class Manifest:
         }
         if self.generation:
             d["generation"] = self.generation
+        if self.benchmarks:
+            d["benchmarks"] = self.benchmarks
         return d
 
     @classmethod
@@ -170,6 +175,7 @@ class Manifest:
                 provenance=dict(d.get("provenance", {})),
                 selection=dict(d.get("selection", {})),
                 generation=dict(d.get("generation", {})),
+                benchmarks=dict(d.get("benchmarks", {})),
                 schema_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:

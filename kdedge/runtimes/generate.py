@@ -566,13 +566,14 @@ def load_generation(
     low_cost: FallbackTarget | None = None,
     log: TieredLog | None = None,
     verify: bool = True,
+    target: str | None = None,
 ) -> GenerationRuntime:
     """Open a generate bundle (``kdedge.runtimes.load`` calls this for ``task: generate``)."""
     from kdedge.runtimes.backends.llamacpp import LlamaCppGenerator
 
     config = GenerationConfig.of(root, manifest)
     router = GenerationRouter(read_generation_policy(policy, manifest))
-    choice = choose_artifact(manifest, artifact=artifact, backend=backend)
+    choice = choose_artifact(manifest, artifact=artifact, backend=backend, target=target)
     if choice.artifact.backend != "llamacpp":
         raise ModelError(
             f"artifact '{choice.artifact.name}' runs on {choice.artifact.backend}; generate "

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kdedge.errors import ConfigError, KdedgeError
+from kdedge.errors import ConfigError, KdedgeError, ModelError
 from kdedge.runtimes.attached import Attached
 from kdedge.runtimes.backends import Backend, open_backend
 from kdedge.runtimes.bundle import Artifact, Manifest, read_manifest, verify_files
@@ -153,12 +153,34 @@ class Runtime(Attached):
             raise TypeError("logits() takes a list of texts; use predict() for one text")
         step = 1 if self.row_by_row else self.batch_size
         if 0 < len(texts) <= step:  # one chunk (the serving hot path)
-            return self.backend.logits(*self.tokenizer(texts))
+            return self._engine(texts)
         out = [np.zeros((0, len(self.labels)), dtype=np.float32)]
         for start in range(0, len(texts), step):
-            ids, mask = self.tokenizer(texts[start : start + step])
-            out.append(self.backend.logits(ids, mask))
+            out.append(self._engine(texts[start : start + step]))
         return np.concatenate(out)
+
+    def _engine(self, texts: Sequence[str]) -> np.ndarray:
+        """One engine call, its failures and wrong-shaped answers turned into a one-line
+        :class:`ModelError` naming the artifact (seen: OpenVINO failing, or returning no
+        rows, for a weight-compressed model with oneDNN capped at AVX2)."""
+        a = self.artifact
+        try:
+            logits = self.backend.logits(*self.tokenizer(texts))
+        except (RuntimeError, ValueError) as exc:  # what onnxruntime/OpenVINO/llama.cpp raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            if len(first) > 240:
+                first = first[:240].rsplit(" ", 1)[0] + "..."
+            raise ModelError(
+                f"artifact '{a.name}' ({a.backend}) failed on this host: {first} "
+                "Fix: pick another artifact with --artifact"
+            ) from exc
+        if logits.shape != (len(texts), len(self.labels)):
+            raise ModelError(
+                f"artifact '{a.name}' ({a.backend}) returned logits of shape "
+                f"{tuple(logits.shape)} for {len(texts)} text(s) and {len(self.labels)} labels. "
+                "Fix: pick another artifact with --artifact"
+            )
+        return logits
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities [B, C]: softmax of logits / the bundle's temperature."""
@@ -321,6 +343,7 @@ def load(
     log: TieredLog | None = None,
     verify: bool = True,
     batch_size: int = 32,
+    target: str | None = None,
 ) -> Runtime | GenerationRuntime:
     """Open a bundle for inference: a :class:`Runtime` for an intent classifier, a
     :class:`~kdedge.runtimes.generate.GenerationRuntime` for a ``generate`` bundle (same
@@ -328,8 +351,11 @@ def load(
 
     Picks the fastest passing artifact whose engine is installed and whose target hints
     fit this host, unless ``artifact`` (a name such as ``"onnx-int8"``) or ``backend``
-    (``onnxruntime``, ``openvino``, ``llamacpp``) says otherwise. ``verify`` checks the
-    sha256 of the tokenizer and of the chosen artifact's files before anything is loaded.
+    (``onnxruntime``, ``openvino``, ``llamacpp``) says otherwise. Figures that ``kdedge
+    bench --apply`` recorded in the bundle rank first: those of ``target`` (say
+    ``"lambda-1024"``) when given, else of the bench target matching this host. ``verify``
+    checks the sha256 of the tokenizer and of the chosen artifact's files before anything is
+    loaded.
     ``fallback`` is called for ``fallback`` routes; ``low_cost`` (when given) instead of it
     for low-confidence ones.
     """
@@ -349,13 +375,14 @@ def load(
             low_cost=low_cost,
             log=log,
             verify=verify,
+            target=target,
         )
     if manifest.task != "intent":
         raise ConfigError(
             f"{root}: task '{manifest.task}' bundles are not served by this runtime "
             "(intent classifiers and generate bundles are)"
         )
-    choice = choose_artifact(manifest, artifact=artifact, backend=backend)
+    choice = choose_artifact(manifest, artifact=artifact, backend=backend, target=target)
     if verify:
         verify_files(root, manifest, [choice.artifact.name])
     if policy is not None and not isinstance(policy, (RouterPolicy, Mapping, str, Path)):

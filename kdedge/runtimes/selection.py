@@ -3,9 +3,12 @@
 The rule, in order: only artifacts that passed their parity check (a failed one only when
 named explicitly); only those whose engine is installed here; only those whose target
 hints include a tag of this host (``cpu`` everywhere, plus ``intel-cpu``, ``apple-m``,
-``lambda`` or ``cuda`` when detected); then the fastest by the batch-1 p50 measured at
-export, then the smallest accuracy drop, then the smallest size. ``kdedge bench`` measures
-the real per-target figures; the export p50 is the best evidence a bundle carries.
+``lambda`` or ``cuda`` when detected); then the fastest, by the best evidence the bundle
+carries: figures ``kdedge bench --apply`` recorded for the target in question (the one
+named, else the first bench target matching this host's tags; on Lambda the measured size
+nearest the function's memory) rank first, by their batch-1 p50 (a generator's decode
+speed); artifacts not measured there follow by the batch-1 p50 measured at export; ties go
+to the smallest accuracy drop, then the smallest size.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ def choose_artifact(
     artifact: str | None = None,
     backend: str | None = None,
     tags: tuple[str, ...] | None = None,
+    target: str | None = None,
 ) -> Choice:
     """Pick the artifact to run (see the module docstring for the rule)."""
     if artifact is not None:
@@ -88,7 +92,14 @@ def choose_artifact(
         hint = "; ".join(_missing_engine(b) for b in engines)
         raise ModelError(f"no artifact of this bundle can run here: {names}. {hint}")
     fitting = [a for a in runnable if set(a.target_hints) & set(tags)] or runnable
-    best = min(fitting, key=_speed_key)
+    bench_target = measured_target(manifest, tags, target)
+    figures = manifest.benchmarks.get(bench_target, {}).get("artifacts", {})
+    best = min(fitting, key=lambda a: (_ms(figures.get(a.name, {})), *_speed_key(a)))
+    where = f"this host ({', '.join(tags)})"
+    if best.name in figures:
+        run = manifest.benchmarks[bench_target]
+        measured = f"{_describe(figures[best.name])} on {bench_target} by kdedge bench"
+        return Choice(best, f"fastest measured for {where}: {measured} ({run.get('host')})")
     p50, tps = best.parity.get("latency_ms_p50"), best.parity.get("tokens_per_s")
     speed = (
         f"export p50 {p50:.2f} ms"
@@ -97,7 +108,50 @@ def choose_artifact(
         if tps
         else "no latency evidence"
     )
-    return Choice(best, f"fastest passing artifact for this host ({', '.join(tags)}); {speed}")
+    return Choice(best, f"fastest passing artifact for {where}; {speed}")
+
+
+def measured_target(
+    manifest: Manifest, tags: tuple[str, ...], target: str | None = None
+) -> str | None:
+    """The bench target whose recorded figures apply: ``target`` when given (it must have
+    figures), else the first recorded one matching the host's tags, most specific first."""
+    recorded = manifest.benchmarks
+    if target is not None:
+        if target not in recorded:
+            known = ", ".join(recorded) or "none; run `kdedge bench BUNDLE --target T --apply`"
+            raise ModelError(f"the bundle has no benchmark figures for '{target}'; it has: {known}")
+        return target
+    for tag in tags:
+        matching = [name for name in recorded if _tag_of(name) == tag]
+        if tag == "lambda" and matching:  # the measured size nearest the function's memory
+            memory = float(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 1769)
+            return min(matching, key=lambda name: abs(float(name.split("-")[1]) - memory))
+        if matching:
+            return matching[0]
+    return None
+
+
+def _tag_of(target: str) -> str | None:
+    """The host tag a bench target stands for; ISA-capped emulations match no host."""
+    if target.startswith("lambda-"):
+        return "lambda"
+    return target if target in ("cpu", "intel-cpu", "apple-m", "cuda") else None
+
+
+def _ms(figures: dict[str, float]) -> float:
+    """Measured milliseconds per answer (a generator's: per decoded token); inf if none."""
+    if figures.get("p50_ms"):
+        return float(figures["p50_ms"])
+    if figures.get("tg_tokens_per_s"):
+        return 1000.0 / float(figures["tg_tokens_per_s"])
+    return float("inf")
+
+
+def _describe(figures: dict[str, float]) -> str:
+    if figures.get("p50_ms"):
+        return f"p50 {figures['p50_ms']:.2f} ms"
+    return f"decode {figures['tg_tokens_per_s']:.1f} tokens/s"
 
 
 def _speed_key(a: Artifact) -> tuple[float, float, int]:

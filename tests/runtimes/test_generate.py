@@ -464,7 +464,7 @@ def test_bench_measures_runtime_and_raw_llama_cpp(gen_bundle, tmp_path):
     out, md = tmp_path / "bench.json", tmp_path / "bench.md"
     code, stdout, err = run([
         "bench", str(gen_bundle), "--target", "lambda-1769", "--target", "intel-cpu",
-        "--pp", "32", "--tg", "8", "--gen-repeats", "1", "--cold-runs", "1",
+        "--pp", "32", "--tg", "8", "--gen-repeats", "3", "--cold-runs", "1",
         "--json", str(out), "--report", str(md), "-q",
     ])  # fmt: skip
     assert code == 0, err
@@ -487,6 +487,11 @@ def test_bench_measures_runtime_and_raw_llama_cpp(gen_bundle, tmp_path):
     assert ratio["pp_ratio"] == pytest.approx(
         mine["pp"]["tokens_per_s"] / raw["pp"]["tokens_per_s"], abs=0.01
     )
+    # the same comparison interleaved in one process, pp and tg alike
+    paired = {p["metric"]: p for p in report["paired"]}
+    assert set(paired) == {"pp_tokens_per_s", "tg_tokens_per_s"}
+    assert paired["tg_tokens_per_s"]["rounds"] == 3 and paired["tg_tokens_per_s"]["verdict"]
     text = md.read_text()
     assert "pp tok/s" in text and f"| lambda-1769 | {ARTIFACT} |" in text and "vs raw" in text
+    assert "## Interleaved comparisons" in text
     assert "tg t/s" in stdout and f"llamacpp:{ARTIFACT}" in stdout
