@@ -26,38 +26,25 @@ def effective_flags(report: dict[str, Any], target: str) -> list[str]:
 
 
 def _speedups(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Quantized-vs-FP32 speed-ups: the interleaved ones, else from the sequential p50s."""
-    paired = [p for p in report.get("paired", []) if p.get("comparison") == "precision"]
-    found = [p for p in paired if "speedup" in p]
+    """Quantized-vs-FP32 speed-ups: the interleaved ones, else from the sequential p50s of
+    the same pairs the harness compares."""
+    from kdedge.bench.harness import Row, comparisons
+
+    found = [
+        p for p in report.get("paired", []) if p.get("comparison") == "precision" and "speedup" in p
+    ]
     seen = {(p["target"], p["row"]) for p in found}
-    rows = {(r["target"], r["name"]): r for r in report["rows"]}
-    for (target, name), row in rows.items():
-        if (
-            row["kind"] != "artifact"
-            or row["precision"] in ("fp32", "f16")
-            or (target, name) in seen
-        ):
+    rows = [Row(**r) for r in report["rows"]]
+    for row, base, kind in comparisons(rows):
+        if kind != "precision" or (row.target, row.name) in seen:
             continue
-        base = next(
-            (
-                r
-                for precision in ("fp32", "f16")
-                for r in report["rows"]
-                if r["target"] == target
-                and r["kind"] == "artifact"
-                and r["backend"] == row["backend"]
-                and r["precision"] == precision
-                and r["batch_1"]
-            ),
-            None,
-        )
-        if base and row["batch_1"]:
+        if row.batch_1 and base.batch_1:
             found.append(
                 {
-                    "target": target,
-                    "row": name,
-                    "reference": base["name"],
-                    "speedup": round(base["batch_1"]["p50"] / row["batch_1"]["p50"], 3),
+                    "target": row.target,
+                    "row": row.name,
+                    "reference": base.name,
+                    "speedup": round(base.batch_1["p50"] / row.batch_1["p50"], 3),
                     "verdict": "sequential rows only",
                 }
             )

@@ -363,9 +363,7 @@ def bench(
             if why:
                 continue
             limits = {
-                "threads": target.threads,
-                "cores": target.cores,
-                "env": dict(target.env),
+                **target.limits(),
                 "texts": texts,
                 "batch": batch,
                 "repeats": repeats,
@@ -486,13 +484,7 @@ def _bench_generation(
         report.targets[name] = _target_record(target, why)
         if why:
             continue
-        limits = {
-            "threads": target.threads,
-            "cores": target.cores,
-            "env": dict(target.env),
-            "tg": tg,
-            "repeats": repeats,
-        }
+        limits = {**target.limits(), "tg": tg, "repeats": repeats}
         for a in chosen:
             if a.format != "gguf" or a.backend not in target.backends:
                 continue

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 from kdedge.errors import ConfigError
 
@@ -44,6 +45,10 @@ class Target:
         if self.memory_mb is None:
             return 1.0
         return min(1.0, self.memory_mb / LAMBDA_FULL_VCPU_MB)
+
+    def limits(self) -> dict[str, Any]:
+        """What every measuring job on this target carries: threads, pinned cores, env."""
+        return {"threads": self.threads, "cores": self.cores, "env": dict(self.env)}
 
     def unavailable(self) -> str | None:
         """Why this target cannot be measured on this machine, or None."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kdedge.bench.targets import TARGETS
 from kdedge.cli.console import info, rich_tracker, stdout
 
 
@@ -18,8 +19,7 @@ from kdedge.cli.console import info, rich_tracker, stdout
     multiple=True,
     default=("cpu",),
     show_default=True,
-    help="lambda-512|lambda-1024|lambda-1769|intel-cpu|intel-cpu-avx2|intel-cpu-avx512|"
-    "apple-m|cpu|cuda (repeat).",
+    help="|".join(TARGETS) + " (repeat).",
 )
 @click.option(
     "--data",
