@@ -121,7 +121,8 @@ _SECTIONS = {
 }
 
 
-def _build(cls: type, values: Any, where: str) -> Any:
+def build_section(cls: type, values: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table; unknown keys are errors naming the valid ones."""
     if not isinstance(values, dict):
         raise ConfigError(f"{where} must be a table, got {type(values).__name__}")
     known = {f.name for f in dataclasses.fields(cls)}
@@ -137,7 +138,7 @@ def _build(cls: type, values: Any, where: str) -> Any:
         value = values[f.name]
         if f.name == "rules":
             value = tuple(
-                _build(RuleSection, r, f"{where}.rules[{i}]") for i, r in enumerate(value)
+                build_section(RuleSection, r, f"{where}.rules[{i}]") for i, r in enumerate(value)
             )
         elif isinstance(value, list):
             value = tuple(value)
@@ -172,7 +173,7 @@ def recipe_from_dict(
     if "data" not in raw:
         raise ConfigError(f"{source}: a recipe needs a [data] table with at least `train = ...`")
     sections = {
-        name: _build(cls, raw[name], f"{source} [{name}]")
+        name: build_section(cls, raw[name], f"{source} [{name}]")
         for name, cls in _SECTIONS.items()
         if name in raw
     }

@@ -86,6 +86,13 @@ def _rules(values: tuple[str, ...]):
 )
 @click.option("--no-unlabeled", is_flag=True, help="Ignore the prepared unlabeled texts.")
 @click.option(
+    "--transfer",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Extra unlabeled text (JSONL/CSV) that only the teachers label, e.g. from "
+    "`kdedge augment`; repeat for several files.",
+)
+@click.option(
     "--gates", type=click.Path(path_type=Path), help="Gates TOML for checkpoint selection."
 )
 @click.option("--epochs", default=8, show_default=True)
@@ -110,6 +117,7 @@ def command(
     feature_epochs,
     rules,
     no_unlabeled,
+    transfer,
     gates,
     epochs,
     lr,
@@ -133,6 +141,7 @@ def command(
       kdedge distill --teacher teacher/ --data data/ --out student/ --feature-epochs 3
     Teacher logits come from the cache (`kdedge label`), so only the student is trained.
     """
+    from kdedge.data.io import load_unlabeled
     from kdedge.distill.device import resolve
     from kdedge.distill.distillation import StudentSpec, distill
     from kdedge.distill.gates import Gates
@@ -158,6 +167,7 @@ def command(
         cache_dir=cache,
         rules=_rules(rules),
         use_unlabeled=not no_unlabeled,
+        transfer=load_unlabeled(transfer),
         feature_epochs=feature_epochs,
         gates=Gates.from_toml(gates) if gates else None,
         resume=resume,
@@ -172,6 +182,7 @@ def command(
         stdout.print(
             f"teacher labels: cache hits {lab.cache_hits}, misses {lab.cache_misses}"
             + (f", rule overrides {result.rule_overrides}" if rules else "")
+            + (f", transfer texts {result.transfer_rows}" if transfer else "")
         )
     for h in result.feature_history:
         stdout.print(

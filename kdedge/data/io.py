@@ -60,6 +60,19 @@ def load_examples(
     return examples
 
 
+def load_unlabeled(paths: Iterable[str | Path], text_field: str = "text") -> list[Example]:
+    """Rows of ``paths`` as unlabeled examples (any label column is ignored).
+
+    This is how a transfer set is read: text the teacher labels and the student learns
+    from, whatever its origin (augmentation, logs, another dataset).
+    """
+    return [
+        Example(e.text, None, e.weight, e.slice, e.source)
+        for path in paths
+        for e in load_examples(path, require_labels=False, text_field=text_field)
+    ]
+
+
 def check_labels(examples: Iterable[Example], labels: LabelSet) -> None:
     """Raise :class:`DataError` at the first example whose label is not in ``labels``.
 

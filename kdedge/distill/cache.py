@@ -101,6 +101,29 @@ class LogitCache:
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO logits VALUES (?, ?, ?, ?, ?)", rows)
 
+    def record_cost(self, teacher: str, seconds: float, texts: int) -> None:
+        """Add a labeling pass's wall time to the teacher's running cost per text."""
+        total_s, total_n = self._cost_totals(teacher)
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                (f"cost:{teacher}", f"{total_s + seconds} {total_n + texts}"),
+            )
+
+    def seconds_per_text(self, teacher: str) -> float | None:
+        """Measured teacher seconds per text (all passes so far), or None if never measured."""
+        total_s, total_n = self._cost_totals(teacher)
+        return total_s / total_n if total_n else None
+
+    def _cost_totals(self, teacher: str) -> tuple[float, int]:
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE name = ?", (f"cost:{teacher}",)
+        ).fetchone()
+        if row is None:
+            return 0.0, 0
+        seconds, texts = row[0].split()
+        return float(seconds), int(texts)
+
     def delete_teacher(self, teacher: str) -> int:
         with self._db:
             return self._db.execute("DELETE FROM logits WHERE teacher = ?", (teacher,)).rowcount

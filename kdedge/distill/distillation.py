@@ -65,6 +65,7 @@ class DistillResult:
     train: TrainResult
     feature_history: list[dict[str, Any]] = field(default_factory=list)
     rule_overrides: int = 0
+    transfer_rows: int = 0  # transfer texts used (after dropping held-out and repeated ones)
     parameters: int = 0
     size_bytes: int = 0
 
@@ -75,6 +76,7 @@ class DistillResult:
             "train": self.train.to_dict(),
             "feature_history": self.feature_history,
             "rule_overrides": self.rule_overrides,
+            "transfer_rows": self.transfer_rows,
             "parameters": self.parameters,
             "size_bytes": self.size_bytes,
         }
@@ -104,6 +106,7 @@ def distill(
     cache_dir: str | Path | None = None,
     rules: Sequence[RiskRule] = (),
     use_unlabeled: bool = True,
+    transfer: Sequence[Example] = (),
     feature_epochs: int = 0,
     gates: Gates | None = None,
     rare_labels: Sequence[str] | None = None,
@@ -112,7 +115,12 @@ def distill(
     overwrite: bool = False,
     track: Tracker = silent,
 ) -> DistillResult:
-    """Distill ``teachers`` into a student on a prepared dataset; write it to ``out_dir``."""
+    """Distill ``teachers`` into a student on a prepared dataset; write it to ``out_dir``.
+
+    ``transfer`` adds unlabeled texts (see :func:`kdedge.data.io.load_unlabeled`) that
+    only the teachers label; texts also found in the validation or test split are dropped,
+    so the transfer set cannot leak the data checkpoints are chosen and judged on.
+    """
     if not teachers:
         raise ConfigError("distill needs at least one teacher model directory")
     data = load_prepared(data_dir)
@@ -124,6 +132,12 @@ def distill(
     unlabeled = (
         [dataclasses.replace(e, label=None) for e in data.unlabeled] if use_unlabeled else []
     )
+    held_out = {e.text for e in (*data.validation, *data.test)}
+    seen = {e.text for e in (*labeled, *unlabeled)}
+    extra = list(  # one row per new text
+        {e.text: e for e in transfer if e.text not in held_out and e.text not in seen}.values()
+    )
+    unlabeled += extra
     train: list[Example] = labeled + (unlabeled if loss.alpha > 0 else [])
 
     labeling, teacher_train, teacher_val, overrides = None, None, None, 0
@@ -151,7 +165,7 @@ def distill(
         # Every text the student will read in training, stage 1 and validation; teacher
         # labels come from the teachers' own tokenizers and are unaffected.
         clf, _ = trim_vocabulary(
-            clf, [e.text for e in [*data.train, *data.unlabeled, *data.validation]]
+            clf, [e.text for e in [*data.train, *data.unlabeled, *extra, *data.validation]]
         )
     out = Path(out_dir)
     if overwrite and not resume and out.exists():
@@ -164,7 +178,7 @@ def distill(
         feature_history = feature_distill(
             clf,
             teacher_for_features,
-            [e.text for e in labeled + list(data.unlabeled)],
+            [e.text for e in labeled + unlabeled],
             placement,
             epochs=feature_epochs,
             batch_size=config.batch_size,
@@ -197,6 +211,7 @@ def distill(
         train=result,
         feature_history=feature_history,
         rule_overrides=overrides,
+        transfer_rows=len(extra),
         parameters=parameter_count(clf.model),
         size_bytes=size_on_disk(out_dir),
     )

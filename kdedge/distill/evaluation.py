@@ -36,7 +36,7 @@ CALIBRATION_FILE = "calibration.json"
 RELIABILITY_PNG = "reliability.png"
 
 
-def _predict_labeled(
+def predict_labeled(
     model_dir: str | Path, data: str | Path, placement: Placement, track: Tracker, description: str
 ) -> tuple[Classifier, list[Example], np.ndarray, np.ndarray]:
     """Load a model and a labeled file; return (model, rows, logits [N, C], gold [N])."""
@@ -70,7 +70,7 @@ def calibrate_model(
     Also writes ``calibration.json`` and a reliability diagram (``reliability.png``) into
     the model directory. The holdout must not be the data the model was trained on.
     """
-    _, _, logits, gold = _predict_labeled(model_dir, holdout, placement, track, "calibrating")
+    _, _, logits, gold = predict_labeled(model_dir, holdout, placement, track, "calibrating")
     result = calibrate(logits, gold, n_bins=n_bins)
     model_dir = Path(model_dir)
     update_meta(model_dir, temperature=result.temperature, calibration=result.to_dict())
@@ -133,7 +133,7 @@ def evaluate_model(
     track: Tracker = silent,
 ) -> EvaluationReport:
     """Evaluate with the calibrated temperature; rare/OOS labels default to the model's own."""
-    clf, examples, logits, gold = _predict_labeled(model_dir, data, placement, track, "evaluating")
+    clf, examples, logits, gold = predict_labeled(model_dir, data, placement, track, "evaluating")
     saved = Taxonomy.from_meta(clf.meta)
     rare = list(rare_labels) if rare_labels is not None else list(saved.rare_labels)
     oos = oos_label or saved.oos_label

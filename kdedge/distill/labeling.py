@@ -54,6 +54,9 @@ class LabelingReport:
     samples_per_sec: float
     teacher_entropy_mean: float
     low_confidence_fraction: float
+    # Teacher time the cache hits would have cost, at each teacher's measured seconds per
+    # text; None when a teacher's cost was never measured (its cache came from elsewhere).
+    saved_seconds: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +88,7 @@ def label_texts(
     unique = list(dict.fromkeys(texts))
     start = time.perf_counter()
     hits = misses = 0
+    saved: float | None = 0.0
     per_teacher: list[np.ndarray] = []
     labels: LabelSet | None = None
     with LogitCache(cache_dir) as cache:
@@ -111,6 +115,7 @@ def label_texts(
             starts = range(0, len(missing), chunk)
             name = Path(teacher_dir).name
             for begin in track(starts, f"labeling with {name}", total=len(starts)):
+                t0 = time.perf_counter()
                 rows = missing[begin : begin + chunk]
                 logits = predict_logits(
                     clf.model,
@@ -121,7 +126,12 @@ def label_texts(
                     batch_size=batch_size,
                 )
                 cache.put_many(key.teacher, [(keys[i], logits[j]) for j, i in enumerate(rows)])
+                cache.record_cost(key.teacher, time.perf_counter() - t0, len(rows))
                 found.update({keys[i]: logits[j] for j, i in enumerate(rows)})
+            cost = cache.seconds_per_text(key.teacher)
+            served = len(unique) - len(missing)
+            if saved is not None and served:
+                saved = None if cost is None else saved + served * cost
             per_teacher.append(
                 np.stack([found[k] for k in keys]) if keys else np.zeros((0, len(labels)))
             )
@@ -142,6 +152,7 @@ def label_texts(
         low_confidence_fraction=round(float((probs.max(-1) < LOW_CONFIDENCE).mean()), 4)
         if probs.size
         else 0.0,
+        saved_seconds=None if saved is None else round(saved, 3),
     )
     return TeacherLogits(list(texts), labels, stacked, report)
 

@@ -1,0 +1,109 @@
+"""``kdedge sweep``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kdedge.cli.console import emit_json, info, rich_tracker, stdout
+from kdedge.cli.options import compute_options
+
+
+@click.command("sweep")
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--grid",
+    multiple=True,
+    help="Add an axis 'key=v1,v2' (e.g. temperature=1,2,4); variants are the cartesian product "
+    "over [base].",
+)
+@click.option("--only", help="Run only these variants (comma-separated names).")
+@click.option(
+    "--rerun", is_flag=True, help="Train finished variants again instead of reusing them."
+)
+@compute_options
+def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
+    """Distill many students from the same teachers, paying for teacher labels once.
+
+    \b
+    A sweep file (TOML):
+      data = "data"                        # a folder from `kdedge prepare`
+      workdir = "sweep"                    # students, results/, sweep_report.{json,md}
+      baseline = "hard"                    # report the share of the teacher gap closed
+      [base]                               # settings every variant starts from
+      teachers = ["teacher"]               # several = an ensemble (mean soft labels)
+      layers = 3
+      epochs = 4
+      [[variants]]
+      name = "hard"
+      alpha = 0.0
+      [[variants]]
+      name = "kd_t2"
+      temperature = 2.0
+    Keys of [base] and variants: teachers, layers, layer_map, alpha, temperature,
+    rare_weight, rare_class_boost, rare_labels, feature_epochs, transfer, epochs, lr,
+    batch_size, min_epochs, early_stop, seed.
+
+    \b
+    Examples:
+      kdedge sweep sweep.toml
+      kdedge sweep sweep.toml --grid temperature=1,2,4 --grid alpha=0.5,0.9
+    Every student is calibrated on the validation split and judged on the test split, by
+    argmax and at its own router threshold. Finished variants are reused on a re-run, so a
+    killed sweep resumes; the report says how much teacher time the logit cache saved.
+    """
+    from kdedge.distill.device import resolve
+    from kdedge.distill.sweep import cost_sentence, load_sweep, run_sweep
+
+    sweep = load_sweep(sweep_file, grid=grid)
+    if only:
+        sweep = sweep.select([n.strip() for n in only.split(",") if n.strip()])
+
+    def progress(row: dict) -> None:
+        if as_json or quiet:
+            return
+        acc = row["metrics"].get("in_scope_accuracy") or row["metrics"]["accuracy"]
+        what = "reused" if row.get("resumed") else "done"
+        info(f"{row['name']}: {what}, in-scope accuracy {100 * acc:.2f}%")
+
+    report = run_sweep(
+        sweep, resolve(device, precision), rerun=rerun, track=rich_tracker(quiet), on_row=progress
+    )
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"sweep: {sweep.workdir}")
+    for header in ("model", "acc %", "@thr %", "OOS R %", "@thr %", "OOS P@thr %", "gap", "s"):
+        table.add_column(header, justify="left" if header == "model" else "right")
+    for row in report.rows:
+        table.add_row(*_cells(row))
+    stdout.print(table)
+    stdout.print(
+        "acc = in-scope accuracy by argmax; @thr = at the router threshold fit on validation "
+        "(a top probability below it counts as out of scope); gap = share of the "
+        "teacher-baseline gap closed; s = student seconds. All columns: sweep_report.md"
+    )
+    stdout.print(cost_sentence(report.cost))
+    stdout.print(f"report: {sweep.workdir / 'sweep_report.md'} and sweep_report.json")
+
+
+def _cells(row: dict) -> list[str]:
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{100 * value:.1f}"
+
+    m, routed, argmax = row["metrics"], row.get("router", {}), row.get("argmax", {})
+    acc = m["in_scope_accuracy"] if m.get("in_scope_accuracy") is not None else m["accuracy"]
+    gap = row.get("gap_closed")
+    return [
+        row["name"],
+        pct(acc),
+        pct(routed.get("in_scope_accuracy")),
+        pct(argmax.get("oos_recall")),
+        pct(routed.get("oos_recall")),
+        pct(routed.get("oos_precision")),
+        "—" if gap is None else f"{100 * gap:.0f}%",
+        "—" if row["kind"] == "teacher" else f"{row['student_seconds']:.0f}",
+    ]

@@ -1,0 +1,500 @@
+"""``kdedge sweep``: many students from the same teachers, paying the teachers once.
+
+A sweep file (TOML) names a prepared data folder, a ``[base]`` of run settings, and
+variants that override some of them (``[[variants]]`` tables and/or a ``[grid]`` whose
+cartesian product is taken). Every variant distils through the one teacher-logit cache,
+so only the first run that needs a teacher's labels pays for its forward passes; the
+report prices what the cache saved with each teacher's measured seconds per text (seed
+000, failure F: without a cache N runs cost N x (teacher + student), with one
+teacher + N x student).
+
+Each variant is then calibrated on the validation split and judged on the evaluation
+split, by argmax and at its own router threshold (:mod:`kdedge.distill.oos`). Finished
+variants are skipped when the sweep is run again, so a killed sweep resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdedge.atomic import atomic_write_text
+from kdedge.errors import ConfigError
+from kdedge.progress import Tracker, silent
+from kdedge.recipe import build_section
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+RESULTS = "results"
+REPORT_JSON = "sweep_report.json"
+REPORT_MD = "sweep_report.md"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One student run: who teaches, which student, which loss, how long."""
+
+    teachers: tuple[str, ...] = ()
+    layers: int | None = None
+    layer_map: tuple[int, ...] | None = None
+    alpha: float = 0.7
+    temperature: float = 4.0
+    rare_weight: float = 0.0
+    rare_class_boost: float = 5.0
+    rare_labels: tuple[str, ...] | None = None
+    feature_epochs: int = 0
+    transfer: tuple[str, ...] = ()  # files of unlabeled text labelled only by the teachers
+    epochs: int = 8
+    lr: float = 1e-4
+    batch_size: int = 32
+    min_epochs: int = 3
+    early_stop: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    settings: RunSettings
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A parsed sweep file; relative paths are already resolved against its folder."""
+
+    data: Path
+    workdir: Path
+    variants: tuple[Variant, ...]
+    cache: Path | None = None
+    evaluate: str = "test"
+    oos_label: str | None = None
+    baseline: str | None = None  # a variant name: "gap closed" is measured from it
+    teacher_rows: bool = True  # evaluate each teacher too
+
+    def select(self, names: Sequence[str]) -> Sweep:
+        """Only the named variants (an unknown name is an error listing the known ones)."""
+        known = {v.name for v in self.variants}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"unknown variant(s) {', '.join(unknown)}; this sweep has: {', '.join(known)}"
+            )
+        return dataclasses.replace(
+            self, variants=tuple(v for v in self.variants if v.name in names)
+        )
+
+
+_TOP = {"data", "workdir", "cache", "evaluate", "oos_label", "baseline", "teacher_rows"}
+_TABLES = {"base", "variants", "grid"}
+
+
+def load_sweep(path: str | Path, grid: Sequence[str] = ()) -> Sweep:
+    """Parse a sweep file; ``grid`` adds ``key=v1,v2`` axes to the file's ``[grid]``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return sweep_from_dict(raw, base_dir=path.parent, source=str(path), grid=grid)
+
+
+def sweep_from_dict(
+    raw: dict[str, Any], *, base_dir: Path, source: str, grid: Sequence[str] = ()
+) -> Sweep:
+    unknown = sorted(set(raw) - _TOP - _TABLES)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(_TOP | _TABLES))}"
+        )
+    if "data" not in raw:
+        raise ConfigError(f"{source}: a sweep needs `data = ...` (a folder from `kdedge prepare`)")
+
+    def resolve(value: str) -> str:
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() or value == "minilm" else base_dir / p)
+
+    def settings(values: dict[str, Any], where: str, start: RunSettings) -> RunSettings:
+        built = build_section(RunSettings, {**dataclasses.asdict(start), **values}, where)
+        paths = {
+            k: tuple(resolve(p) for p in values[k]) for k in ("teachers", "transfer") if k in values
+        }
+        return dataclasses.replace(built, **paths)
+
+    base = settings(raw.get("base", {}), f"{source} [base]", RunSettings())
+    variants: list[Variant] = []
+    for i, table in enumerate(raw.get("variants", [])):
+        where = f"{source} [[variants]] #{i + 1}"
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            raise ConfigError(f'{where}: each variant needs a `name = "..."`')
+        values = {k: v for k, v in table.items() if k != "name"}
+        variants.append(Variant(table["name"], settings(values, where, base)))
+    axes = dict(raw.get("grid", {}))
+    for item in grid:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise ConfigError(f"--grid {item!r} must look like 'temperature=1,2,4'")
+        axes[key.strip()] = [_scalar(v) for v in values.split(",")]
+    if axes:
+        keys = list(axes)
+        for combo in itertools.product(
+            *(axes[k] if isinstance(axes[k], list) else [axes[k]] for k in keys)
+        ):
+            values = dict(zip(keys, combo, strict=True))
+            name = ",".join(f"{k}={v}" for k, v in values.items())
+            variants.append(Variant(name, settings(values, f"{source} [grid] {name}", base)))
+    if not variants:
+        raise ConfigError(f"{source}: no variants; add [[variants]] tables, a [grid] or --grid")
+    names = [v.name for v in variants]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"{source}: variant names must be unique; repeated: {', '.join(repeated)}"
+        )
+    for v in variants:
+        if not v.settings.teachers:  # hard-label students too: they start from teacher layers
+            raise ConfigError(
+                f"{source}: variant {v.name!r} names no teachers; set [base] teachers"
+            )
+    baseline = raw.get("baseline")
+    if baseline is not None and baseline not in names:
+        raise ConfigError(f"{source}: baseline {baseline!r} is not a variant ({', '.join(names)})")
+    return Sweep(
+        data=Path(resolve(raw["data"])),
+        workdir=Path(resolve(raw.get("workdir", "sweep"))),
+        variants=tuple(variants),
+        cache=Path(resolve(raw["cache"])) if raw.get("cache") else None,
+        evaluate=raw.get("evaluate", "test"),
+        oos_label=raw.get("oos_label"),
+        baseline=baseline,
+        teacher_rows=bool(raw.get("teacher_rows", True)),
+    )
+
+
+def _scalar(text: str) -> Any:
+    text = text.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+@dataclass
+class SweepReport:
+    workdir: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)  # teachers first, then variants
+    cost: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workdir": str(self.workdir), "rows": self.rows, "cost": self.cost}
+
+
+def run_sweep(
+    sweep: Sweep,
+    placement: Any,
+    *,
+    rerun: bool = False,
+    track: Tracker = silent,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> SweepReport:
+    """Train, calibrate and judge every variant; write ``sweep_report.{json,md}``."""
+    from kdedge.data.prepare import load_prepared, split_file
+
+    load_prepared(sweep.data)  # fails early, naming the folder, if it is not prepared
+    holdout = sweep.data / split_file("validation")
+    judged_on = sweep.data / split_file(sweep.evaluate)
+    if not judged_on.is_file():
+        raise ConfigError(f"evaluate = {sweep.evaluate!r}: {judged_on} does not exist")
+    sweep.workdir.mkdir(parents=True, exist_ok=True)
+    report = SweepReport(sweep.workdir)
+
+    def add(row: dict[str, Any]) -> None:
+        report.rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    for variant in sweep.variants:
+        result_file = sweep.workdir / RESULTS / f"{_slug(variant.name)}.json"
+        if result_file.is_file() and not rerun:
+            row = json.loads(result_file.read_text(encoding="utf-8"))
+            row["resumed"] = True
+        else:
+            row = _run_variant(variant, sweep, holdout, judged_on, placement, track)
+            result_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(result_file, json.dumps(row, indent=2, default=str) + "\n")
+        add(row)
+    if sweep.teacher_rows:  # after the students, so a teacher may still be training meanwhile
+        teachers = dict.fromkeys(t for v in sweep.variants for t in v.settings.teachers)
+        judged = [_judge_teacher(t, sweep, holdout, judged_on, placement, track) for t in teachers]
+        for row in judged:
+            if on_row is not None:
+                on_row(row)
+        report.rows[:0] = judged
+    _add_gap_closed(report.rows, sweep.baseline)
+    report.cost = cost_summary([r for r in report.rows if r["kind"] == "student"])
+    atomic_write_text(
+        sweep.workdir / REPORT_JSON, json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+    )
+    atomic_write_text(sweep.workdir / REPORT_MD, markdown(report))
+    return report
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)
+
+
+def _run_variant(
+    variant: Variant, sweep: Sweep, holdout: Path, judged_on: Path, placement: Any, track: Tracker
+) -> dict[str, Any]:
+    from kdedge.data.io import load_unlabeled
+    from kdedge.distill.distillation import StudentSpec, distill
+    from kdedge.distill.evaluation import calibrate_model
+    from kdedge.distill.losses import LossConfig
+    from kdedge.distill.trainer import TrainConfig
+    from kdedge.pipeline import resolve_model
+
+    s = variant.settings
+    out = sweep.workdir / _slug(variant.name)
+    start = time.perf_counter()
+    result = distill(
+        [resolve_model(t) for t in s.teachers],
+        sweep.data,
+        out,
+        placement=placement,
+        student=StudentSpec(layers=s.layers, layer_map=s.layer_map),
+        loss=LossConfig(alpha=s.alpha, temperature=s.temperature, rare_weight=s.rare_weight),
+        config=TrainConfig(
+            epochs=s.epochs,
+            lr=s.lr,
+            batch_size=s.batch_size,
+            seed=s.seed,
+            min_epochs=min(s.min_epochs, s.epochs),
+            early_stop=s.early_stop,
+            rare_class_boost=s.rare_class_boost,
+        ),
+        cache_dir=sweep.cache,
+        transfer=load_unlabeled(s.transfer),
+        feature_epochs=s.feature_epochs,
+        rare_labels=s.rare_labels,
+        oos_label=sweep.oos_label,
+        overwrite=True,
+        track=track,
+    )
+    seconds = time.perf_counter() - start
+    labeling = result.labeling.to_dict() if result.labeling else None
+    teacher_seconds = labeling["seconds"] if labeling else 0.0
+    calibration = calibrate_model(out, holdout, placement, plot=False, track=track)
+    train = result.train
+    return {
+        "kind": "student",
+        "name": variant.name,
+        "settings": dataclasses.asdict(s),
+        "model": str(out),
+        "transfer_rows": result.transfer_rows,
+        "labeling": labeling,
+        "teacher_seconds": round(teacher_seconds, 2),
+        "student_seconds": round(seconds - teacher_seconds, 2),
+        "train": {
+            "best_epoch": train.best_epoch,
+            "epochs_run": len(train.history),
+            "samples_per_sec": train.train_samples_per_sec,
+            "promotable": train.promotable,
+            "stopped_early": train.stopped_early,
+        },
+        "temperature": calibration.temperature,
+        **_judge(out, holdout, judged_on, placement, track, sweep.oos_label),
+    }
+
+
+def _judge_teacher(
+    teacher: str, sweep: Sweep, holdout: Path, judged_on: Path, placement: Any, track: Tracker
+) -> dict[str, Any]:
+    from kdedge.distill.models import read_meta
+    from kdedge.pipeline import resolve_model
+
+    path = resolve_model(teacher)
+    return {
+        "kind": "teacher",
+        "name": f"teacher {Path(path).name}",
+        "model": path,
+        "temperature": float(read_meta(path).get("temperature", 1.0)),
+        **_judge(Path(path), holdout, judged_on, placement, track, sweep.oos_label),
+    }
+
+
+def _judge(
+    model_dir: Path,
+    holdout: Path,
+    judged_on: Path,
+    placement: Any,
+    track: Tracker,
+    oos_label: str | None,
+) -> dict[str, Any]:
+    """Metrics on the evaluation split at the calibrated temperature, argmax and routed."""
+    from kdedge.distill.evaluation import predict_labeled
+    from kdedge.distill.metrics import classification_report, softmax
+    from kdedge.distill.oos import fit_oos_threshold, oos_metrics
+    from kdedge.distill.taxonomy import Taxonomy
+
+    clf, _, val_logits, val_gold = predict_labeled(
+        model_dir, holdout, placement, track, "validation"
+    )
+    _, _, logits, gold = predict_labeled(model_dir, judged_on, placement, track, "evaluating")
+    temperature = clf.temperature
+    probs = softmax(logits, temperature)
+    oos = oos_label or Taxonomy.from_meta(clf.meta).oos_label
+    oos = oos if oos in clf.labels else None
+    report = classification_report(probs, gold, clf.labels.names, oos_label=oos)
+    row: dict[str, Any] = {
+        "layers": clf.model.config.num_hidden_layers,
+        "metrics": report.to_dict(),
+    }
+    if oos is not None:
+        k = clf.labels.index(oos)
+        threshold = fit_oos_threshold(softmax(val_logits, temperature), val_gold, k)
+        row["router"] = oos_metrics(probs, gold, k, threshold).to_dict()
+        row["argmax"] = oos_metrics(probs, gold, k, 0.0).to_dict()
+    return row
+
+
+def _add_gap_closed(rows: list[dict[str, Any]], baseline: str | None) -> None:
+    """Share of the (best teacher - baseline) gap each student closed, in argmax
+    in-scope accuracy (plain accuracy when there is no OOS label)."""
+
+    def score(row: dict[str, Any]) -> float:
+        m = row["metrics"]
+        return m["in_scope_accuracy"] if m.get("in_scope_accuracy") is not None else m["accuracy"]
+
+    teachers = [r for r in rows if r["kind"] == "teacher"]
+    base = next((r for r in rows if r["kind"] == "student" and r["name"] == baseline), None)
+    if not teachers or base is None:
+        return
+    gap = max(score(r) for r in teachers) - score(base)
+    for r in rows:  # None when the baseline is not below the teacher: nothing to close
+        if r["kind"] == "student":
+            r["gap_closed"] = round((score(r) - score(base)) / gap, 4) if gap > 0 else None
+
+
+def cost_summary(students: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Teacher and student seconds paid, and the teacher seconds the cache saved."""
+    paid = sum(r["teacher_seconds"] for r in students)
+    student = sum(r["student_seconds"] for r in students)
+    savings = [(r["labeling"] or {}).get("saved_seconds") for r in students if r["labeling"]]
+    known = all(s is not None for s in savings)
+    saved = sum(s for s in savings if s is not None)
+    with_cache = paid + student
+    return {
+        "runs": len(students),
+        "teacher_seconds_paid": round(paid, 1),
+        "student_seconds": round(student, 1),
+        "teacher_seconds_saved": round(saved, 1) if known else None,
+        "seconds_with_cache": round(with_cache, 1),
+        "seconds_without_cache": round(with_cache + saved, 1) if known else None,
+        "saved_share": round(saved / (with_cache + saved), 4)
+        if known and with_cache + saved
+        else None,
+        "cache_hits": sum((r["labeling"] or {}).get("cache_hits", 0) for r in students),
+        "cache_misses": sum((r["labeling"] or {}).get("cache_misses", 0) for r in students),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def table_rows(report: SweepReport) -> list[list[str]]:
+    """One row per teacher and variant: the figures the Markdown and terminal tables show."""
+    rows = []
+    for r in report.rows:
+        m, routed, argmax = r["metrics"], r.get("router", {}), r.get("argmax", {})
+        in_scope = m.get("in_scope_accuracy")
+        rows.append(
+            [
+                r["name"],
+                str(r["layers"]),
+                _pct(in_scope if in_scope is not None else m["accuracy"]),
+                _pct(routed.get("in_scope_accuracy")),
+                _pct(argmax.get("oos_recall")),
+                _pct(routed.get("oos_recall")),
+                _pct(routed.get("oos_precision")),
+                f"{routed['threshold']:.3f}" if routed else "—",
+                f"{m['ece']:.4f}",
+                "—" if r.get("gap_closed") is None else f"{100 * r['gap_closed']:.0f}%",
+                "—" if r["kind"] == "teacher" else f"{r['student_seconds']:.0f}",
+            ]
+        )
+    return rows
+
+
+HEADERS = [
+    "model",
+    "layers",
+    "in-scope acc (argmax)",
+    "in-scope acc (router)",
+    "OOS recall (argmax)",
+    "OOS recall (router)",
+    "OOS precision (router)",
+    "router threshold",
+    "ECE",
+    "gap closed",
+    "student s",
+]
+SHORT_HEADERS = [
+    "model",
+    "L",
+    "acc",
+    "acc@thr",
+    "OOS R",
+    "OOS R@thr",
+    "OOS P@thr",
+    "thr",
+    "ECE",
+    "gap",
+    "s",
+]
+
+
+def markdown(report: SweepReport) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    c = report.cost
+    lines += ["", cost_sentence(c), ""]
+    return "\n".join(lines)
+
+
+def cost_sentence(c: dict[str, Any]) -> str:
+    """The seed-000 arithmetic in one sentence."""
+    if not c.get("runs"):
+        return "no student runs"
+    if c.get("teacher_seconds_saved") is None:
+        return (
+            f"{c['runs']} runs: teacher {_s(c['teacher_seconds_paid'])} paid, students "
+            f"{_s(c['student_seconds'])}; the cache's savings are unknown (a teacher's cost "
+            "per text was never measured into this cache)"
+        )
+    return (
+        f"{c['runs']} runs, {c['cache_hits']:,} cached teacher labels reused, "
+        f"{c['cache_misses']:,} computed: with the cache {_s(c['seconds_with_cache'])} "
+        f"(teacher {_s(c['teacher_seconds_paid'])} + students {_s(c['student_seconds'])}); "
+        f"without it {_s(c['seconds_without_cache'])}. The cache saved "
+        f"{_s(c['teacher_seconds_saved'])} of teacher time "
+        f"({100 * (c['saved_share'] or 0):.0f}% of the sweep)."
+    )
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds >= 100 else f"{seconds:.1f} s"

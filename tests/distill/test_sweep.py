@@ -1,0 +1,301 @@
+"""kdedge sweep, the OOS router threshold, offline transfer sets and the cache's cost ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdedge.data.augment import augment
+from kdedge.data.io import load_examples, load_unlabeled, write_examples
+from kdedge.data.records import Example
+from kdedge.distill.oos import fit_oos_threshold, oos_metrics
+from kdedge.distill.sweep import cost_sentence, load_sweep, run_sweep
+from kdedge.errors import ConfigError
+
+# --- OOS at the router threshold ---------------------------------------------------------
+
+
+def test_router_threshold_turns_low_confidence_into_oos():
+    # Label 2 is OOS. Rows 0-3 are in scope and confident; rows 4-5 are OOS rows the
+    # argmax calls in scope, but with low confidence.
+    probs = np.array(
+        [
+            [0.9, 0.05, 0.05],
+            [0.05, 0.9, 0.05],
+            [0.8, 0.1, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.4, 0.35, 0.25],
+            [0.3, 0.45, 0.25],
+        ]
+    )
+    gold = np.array([0, 1, 0, 1, 2, 2])
+    argmax = oos_metrics(probs, gold, 2)
+    assert argmax.oos_recall == 0.0 and argmax.in_scope_accuracy == 1.0
+    threshold = fit_oos_threshold(probs, gold, 2)
+    assert 0.45 < threshold <= 0.8
+    routed = oos_metrics(probs, gold, 2, threshold)
+    assert routed.oos_recall == 1.0 and routed.oos_precision == 1.0
+    assert routed.in_scope_accuracy == 1.0 and routed.routed_away == pytest.approx(2 / 6)
+    # Too high a threshold costs in-scope accuracy: below-threshold in-scope rows are wrong.
+    greedy = oos_metrics(probs, gold, 2, 0.85)
+    assert greedy.in_scope_accuracy == 0.5 and greedy.oos_precision == pytest.approx(2 / 4)
+
+
+def test_oos_metrics_need_oos_rows():
+    with pytest.raises(ConfigError, match="no out-of-scope rows"):
+        oos_metrics(np.eye(3), np.array([0, 1, 1]), 2)
+    with pytest.raises(ConfigError, match="not a column"):
+        oos_metrics(np.eye(3), np.array([0, 1, 2]), 5)
+
+
+# --- offline augmentation ----------------------------------------------------------------
+
+
+def _rows() -> list[Example]:
+    return [
+        Example("where is my order today", "track"),
+        Example("track my parcel please now", "track"),
+        Example("i want to return this book", "return"),
+        Example("how do i send it back", "return"),
+        Example("hi", "greet"),
+    ]
+
+
+def test_augment_is_seeded_new_and_unlabeled():
+    made, report = augment(_rows(), per_text=3, seed=7, exclude=["where is my order"])
+    again, _ = augment(_rows(), per_text=3, seed=7, exclude=["where is my order"])
+    assert [e.text for e in made] == [e.text for e in again]
+    texts = [e.text for e in made]
+    assert len(texts) == len(set(texts)) == report.written
+    assert not set(texts) & {e.text for e in _rows()} and "where is my order" not in texts
+    assert all(e.label is None and e.slice.startswith("augment:") for e in made)
+    assert sum(report.per_op.values()) == report.written
+    assert report.written + report.skipped == 3 * len(_rows())
+    assert report.skipped >= 3  # "hi" is too short for any edit
+
+
+def test_splice_joins_texts_of_different_labels():
+    made, _ = augment(_rows()[:4], per_text=4, ops=["splice"], seed=1)
+    assert made
+    for e in made:
+        head = e.text.split()[0]
+        source = next(r for r in _rows() if r.text.split()[0] == head)
+        tail_source = [r for r in _rows() if e.text.endswith(r.text.split()[-1])]
+        assert any(r.label != source.label for r in tail_source)
+
+
+def test_augment_errors():
+    with pytest.raises(ConfigError, match="unknown augmentation op"):
+        augment(_rows(), ops=["paraphrase"])
+    with pytest.raises(ConfigError, match="per_text"):
+        augment(_rows(), per_text=0)
+    with pytest.raises(ConfigError, match="nothing to augment"):
+        augment([])
+
+
+# --- sweep files ---------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sweep.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sweep_file_variants_grid_and_paths(tmp_path):
+    path = _write(
+        tmp_path,
+        """
+data = "data"
+workdir = "out"
+baseline = "hard"
+[base]
+teachers = ["t1"]
+epochs = 2
+temperature = 2.0
+[[variants]]
+name = "hard"
+alpha = 0.0
+[[variants]]
+name = "ensemble"
+teachers = ["t1", "/abs/t2"]
+transfer = ["extra.jsonl"]
+[grid]
+temperature = [1.0, 4.0]
+""",
+    )
+    sweep = load_sweep(path, grid=["alpha=0.5,0.9"])
+    names = [v.name for v in sweep.variants]
+    assert names[:2] == ["hard", "ensemble"] and len(names) == 6
+    assert "temperature=4.0,alpha=0.9" in names
+    by_name = {v.name: v.settings for v in sweep.variants}
+    assert by_name["hard"].alpha == 0.0 and by_name["hard"].epochs == 2
+    assert by_name["hard"].teachers == (str(tmp_path / "t1"),)
+    assert by_name["ensemble"].teachers == (str(tmp_path / "t1"), "/abs/t2")
+    assert by_name["ensemble"].transfer == (str(tmp_path / "extra.jsonl"),)
+    assert by_name["temperature=1.0,alpha=0.5"].temperature == 1.0
+    assert sweep.data == tmp_path / "data" and sweep.workdir == tmp_path / "out"
+    assert [v.name for v in sweep.select(["ensemble"]).variants] == ["ensemble"]
+    with pytest.raises(ConfigError, match="unknown variant"):
+        sweep.select(["nope"])
+
+
+@pytest.mark.parametrize(
+    ("text", "grid", "message"),
+    [
+        ('data = "d"\n[base]\nteachers = ["t"]\nalpah = 1\n', (), "unknown key.*alpah"),
+        ('data = "d"\n[[variants]]\nname = "a"\n', (), "names no teachers"),
+        ('data = "d"\n[base]\nteachers = ["t"]\n', (), "no variants"),
+        ('data = "d"\n[base]\nteachers = ["t"]\n', ("temperature",), "must look like"),
+        (
+            'data = "d"\n[base]\nteachers=["t"]\n[[variants]]\nname="a"\n[[variants]]\nname="a"\n',
+            (),
+            "unique",
+        ),
+        (
+            'data = "d"\nbaseline = "x"\n[base]\nteachers=["t"]\n[[variants]]\nname="a"\n',
+            (),
+            "baseline 'x'",
+        ),
+        ('[base]\nteachers = ["t"]\n', (), "needs `data"),
+        ('data = "d"\nextra = 1\n', (), "unknown key"),
+        ("data = [", (), "not valid TOML"),
+    ],
+)
+def test_sweep_file_errors(tmp_path, text, grid, message):
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(_write(tmp_path, text), grid=grid)
+
+
+def test_missing_sweep_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_sweep(tmp_path / "none.toml")
+
+
+# --- a real sweep on the tiny teacher ---------------------------------------------------------
+
+
+def test_sweep_reuses_the_cache_prices_it_and_resumes(tmp_path, tiny_teacher, data_dir):
+    from kdedge.distill.device import resolve
+
+    train = load_examples(data_dir / "train.jsonl")
+    held_out = load_unlabeled([data_dir / "validation.jsonl", data_dir / "test.jsonl"])
+    made, _ = augment(train, per_text=1, seed=0)
+    leaked = Example(held_out[0].text)  # a validation/test text must never be trained on
+    write_examples(tmp_path / "transfer.jsonl", [*made, leaked])
+    path = _write(
+        tmp_path,
+        f"""
+data = "{data_dir}"
+workdir = "sweep"
+cache = "cache"
+oos_label = "out_of_scope"
+baseline = "hard"
+[base]
+teachers = ["{tiny_teacher}"]
+layers = 1
+epochs = 2
+lr = 3e-3
+batch_size = 16
+temperature = 2.0
+[[variants]]
+name = "hard"
+alpha = 0.0
+[[variants]]
+name = "kd"
+[[variants]]
+name = "kd_transfer"
+transfer = ["transfer.jsonl"]
+""",
+    )
+    sweep = load_sweep(path)
+    placement = resolve("cpu")
+    report = run_sweep(sweep, placement)
+    rows = {r["name"]: r for r in report.rows}
+    assert [r["kind"] for r in report.rows] == ["teacher", "student", "student", "student"]
+    hard, kd, transfer = rows["hard"], rows["kd"], rows["kd_transfer"]
+    assert hard["labeling"] is None and hard["gap_closed"] in (0.0, None)
+    # The first KD run pays for every text; the second reuses all of them and only pays
+    # for the new transfer texts (the leaked held-out text was dropped).
+    assert kd["labeling"]["cache_misses"] > 0 and kd["labeling"]["cache_hits"] == 0
+    assert transfer["transfer_rows"] == len(made)
+    assert transfer["labeling"]["cache_misses"] == len(made)
+    assert transfer["labeling"]["cache_hits"] == kd["labeling"]["texts"]
+    assert transfer["labeling"]["saved_seconds"] > 0
+    for r in (hard, kd, transfer):
+        assert 0 <= r["router"]["threshold"] < 1 and r["layers"] == 1
+        assert r["argmax"]["threshold"] == 0.0
+        assert set(r["router"]) >= {"in_scope_accuracy", "oos_recall", "oos_precision"}
+    cost = report.cost
+    assert cost["runs"] == 3 and cost["teacher_seconds_saved"] > 0
+    assert cost["seconds_without_cache"] > cost["seconds_with_cache"]
+    assert "The cache saved" in cost_sentence(cost)
+    md = (sweep.workdir / "sweep_report.md").read_text()
+    assert "| kd_transfer | 1 |" in md and "router threshold" in md
+    saved = json.loads((sweep.workdir / "sweep_report.json").read_text())
+    assert len(saved["rows"]) == 4
+
+    # A second run reuses finished variants without training.
+    again = run_sweep(sweep.select(["kd"]), placement)
+    assert [r.get("resumed") for r in again.rows if r["kind"] == "student"] == [True]
+    assert again.rows[-1]["router"] == kd["router"]
+
+
+def test_sweep_cli(tmp_path, tiny_teacher, data_dir):
+    from click.testing import CliRunner
+
+    from kdedge.cli import cli
+
+    path = _write(
+        tmp_path,
+        f"""
+data = "{data_dir}"
+workdir = "sweep"
+oos_label = "out_of_scope"
+teacher_rows = false
+[base]
+teachers = ["{tiny_teacher}"]
+layers = 1
+epochs = 1
+batch_size = 16
+""",
+    )
+    result = CliRunner().invoke(
+        cli, ["sweep", str(path), "--grid", "temperature=1,3", "--device", "cpu", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "temperature=1" in result.output and "temperature=3" in result.output
+    assert "The cache saved" in result.output
+    bad = CliRunner().invoke(
+        cli, ["sweep", str(path), "--grid", "temperature=1", "--only", "nope", "--device", "cpu"]
+    )
+    assert bad.exit_code != 0 and "unknown variant" in str(bad.exception)
+
+
+def test_augment_cli_writes_a_transfer_set(tmp_path, data_dir):
+    from click.testing import CliRunner
+
+    from kdedge.cli import cli
+
+    out = tmp_path / "transfer.jsonl"
+    args = [
+        "augment",
+        "--data",
+        str(data_dir / "train.jsonl"),
+        "--exclude",
+        str(data_dir / "test.jsonl"),
+        "--out",
+        str(out),
+        "--per-text",
+        "2",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and out.is_file()
+    rows = load_unlabeled([out])
+    assert rows and all(e.label is None for e in rows)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code != 0 and "already exists" in str(again.exception)
