@@ -195,6 +195,7 @@ def _distill_stage(
             min_epochs=d.min_epochs,
             early_stop=d.early_stop,
             rare_class_boost=d.rare_class_boost,
+            compile=d.compile,
         ),
         rules=[RiskRule(r.pattern, r.label, r.confidence) for r in t.rules],
         use_unlabeled=d.use_unlabeled,

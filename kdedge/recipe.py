@@ -76,6 +76,7 @@ class DistillSection:
     seed: int = 0
     rare_labels: tuple[str, ...] | None = None
     oos_label: str | None = None
+    compile: str | None = None  # torch.compile mode: default, reduce-overhead, max-autotune
 
 
 @dataclass(frozen=True)

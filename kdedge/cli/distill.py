@@ -99,6 +99,13 @@ def _rules(values: tuple[str, ...]):
 @click.option("--lr", default=1e-4, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--compile",
+    "compile_mode",
+    type=click.Choice(["default", "reduce-overhead", "max-autotune"]),
+    help="torch.compile the student (reduce-overhead = CUDA graphs); pays off on GPUs "
+    "for long runs  [default: eager]",
+)
 @click.option("--cache", type=click.Path(path_type=Path), help="Logit cache  [default: DATA/cache]")
 @compute_options
 @resume_option
@@ -123,6 +130,7 @@ def command(
     lr,
     batch_size,
     seed,
+    compile_mode,
     cache,
     device,
     precision,
@@ -162,7 +170,12 @@ def command(
         ),
         loss=LossConfig(alpha=alpha, temperature=temperature, rare_weight=rare_weight),
         config=TrainConfig(
-            epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, min_epochs=min(3, epochs)
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            min_epochs=min(3, epochs),
+            compile=compile_mode,
         ),
         cache_dir=cache,
         rules=_rules(rules),

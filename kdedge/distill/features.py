@@ -17,11 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from kdedge.distill.batching import TokenTable, shuffled_buckets
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.distill.events import EventLog
-from kdedge.distill.inference import encode, pad_batch
+from kdedge.distill.inference import encode
 from kdedge.distill.losses import attention_mse, hidden_mse
 from kdedge.distill.models import Classifier, quiet_transformers
+from kdedge.distill.trainer import adamw
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
 
@@ -82,7 +84,7 @@ def feature_distill(
         for proj in projections:
             nn.init.eye_(proj.weight)
     params = list(student.model.parameters()) + list(projections.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, fused=placement.name == "cuda")
+    optimizer = adamw(params, lr)
     # Each model reads its own ids: a student with a trimmed vocabulary numbers the same
     # tokens differently, but the sequences must correspond position by position.
     ids = encode(student.tokenizer, texts, student.max_length)
@@ -96,21 +98,22 @@ def feature_distill(
             f"(as many tokens per text), but they split {mismatch!r} differently; use a student "
             "built from the teacher (layer map), or skip stage 1"
         )
-    pad_id = student.tokenizer.pad_token_id
-    teacher_pad_id = teacher.tokenizer.pad_token_id
+    tokens = TokenTable(ids, student.tokenizer.pad_token_id, device)
+    teacher_tokens = TokenTable(teacher_ids, teacher.tokenizer.pad_token_id, device)
     hidden_pairs = [(0, 0)] + [(i + 1, t + 1) for i, t in enumerate(feature_map)]
     history: list[dict[str, Any]] = []
     generator = torch.Generator().manual_seed(seed)
     with explain_device_errors(placement):
         for epoch in range(1, epochs + 1):
-            order = torch.randperm(len(ids), generator=generator).tolist()
-            batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-            sums, seen, t0 = {"feature": 0.0, "attention": 0.0}, 0, time.perf_counter()
+            batches = shuffled_buckets(tokens.lengths, batch_size, generator)
+            sums = torch.zeros(2, device=device)  # feature, attention (row-weighted)
+            seen, t0 = 0, time.perf_counter()
             for rows in track(
                 batches, f"stage 1 features epoch {epoch}/{epochs}", total=len(batches)
             ):
-                input_ids, mask = pad_batch([ids[i] for i in rows], pad_id, device)
-                teacher_input, _ = pad_batch([teacher_ids[i] for i in rows], teacher_pad_id, device)
+                index = torch.tensor(rows).to(device, non_blocking=True)
+                input_ids, mask = tokens.batch(rows, index)
+                teacher_input, _ = teacher_tokens.batch(rows, index)
                 with torch.no_grad(), placement.autocast():
                     t_out = teacher.model(
                         input_ids=teacher_input,
@@ -143,14 +146,14 @@ def feature_distill(
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                sums["feature"] += float(feature.detach()) * len(rows)
-                sums["attention"] += float(attention.detach()) * len(rows)
-                seen += len(rows)
+                sums += torch.stack([feature, attention]).detach().float() * len(rows)
+                seen += len(rows)  # no host sync per step: sums stay on the device
+            feature_sum, attention_sum = sums.tolist()
             record = {
                 "stage": "features",
                 "epoch": epoch,
-                "loss_feature": round(sums["feature"] / seen, 6),
-                "loss_attention": round(sums["attention"] / seen, 6),
+                "loss_feature": round(feature_sum / seen, 6),
+                "loss_attention": round(attention_sum / seen, 6),
                 "samples_per_sec": round(seen / (time.perf_counter() - t0), 1),
             }
             history.append(record)

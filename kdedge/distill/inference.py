@@ -1,13 +1,17 @@
-"""Batched forward passes over texts: tokenization, length-sorted batches, logits out."""
+"""Batched forward passes over texts: tokenization, length-sorted batches, logits out.
+
+Tokens sit on the device (:class:`~kdedge.distill.batching.TokenTable`) and logits are
+gathered there, so the host never waits on the device between batches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from kdedge.distill.batching import TokenTable, sorted_batches
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.progress import Tracker, silent
 from kdedge.runtimes.tokenizer import pad_ids
@@ -33,13 +37,6 @@ def pad_batch(
     return input_ids, mask
 
 
-def length_sorted_batches(ids: Sequence[Sequence[int]], batch_size: int) -> Iterator[list[int]]:
-    """Row indices in batches of similar length: far less padding than input order."""
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
-
-
 @torch.inference_mode()
 def predict_logits(
     model: Any,
@@ -54,15 +51,19 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits [N, C] as float32 numpy, rows in the order of ``texts``."""
     model.eval().to(placement.device)
-    ids = encode(tokenizer, texts, max_length)
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-    batches = list(length_sorted_batches(ids, batch_size))
+    if not texts:
+        return out
+    device = placement.device
+    tokens = TokenTable(encode(tokenizer, texts, max_length), tokenizer.pad_token_id, device)
+    batches = sorted_batches(tokens.lengths, batch_size)
+    logits_all = torch.empty(out.shape, dtype=torch.float32, device=device)
     with explain_device_errors(placement):
         for rows in track(batches, description, total=len(batches)):
-            input_ids, mask = pad_batch(
-                [ids[i] for i in rows], tokenizer.pad_token_id, placement.device
-            )
+            index = torch.tensor(rows).to(device, non_blocking=True)
+            input_ids, mask = tokens.batch(rows, index)
             with placement.autocast():
                 logits = model(input_ids=input_ids, attention_mask=mask).logits
-            out[rows] = logits.float().cpu().numpy()
+            logits_all.index_copy_(0, index, logits.float())  # no host sync per batch
+    out[:] = logits_all.cpu().numpy()
     return out

@@ -60,6 +60,7 @@ class RunSettings:
     min_epochs: int = 3
     early_stop: bool = True
     seed: int = 0
+    compile: str | None = None  # torch.compile mode for the training forward
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,7 @@ def _run_variant(
             min_epochs=min(s.min_epochs, s.epochs),
             early_stop=s.early_stop,
             rare_class_boost=s.rare_class_boost,
+            compile=s.compile,
         ),
         cache_dir=sweep.cache,
         transfer=load_unlabeled(s.transfer),
@@ -399,11 +401,11 @@ def cost_summary(students: Sequence[dict[str, Any]]) -> dict[str, Any]:
     with_cache = paid + student
     return {
         "runs": len(students),
-        "teacher_seconds_paid": round(paid, 1),
-        "student_seconds": round(student, 1),
-        "teacher_seconds_saved": round(saved, 1) if known else None,
-        "seconds_with_cache": round(with_cache, 1),
-        "seconds_without_cache": round(with_cache + saved, 1) if known else None,
+        "teacher_seconds_paid": round(paid, 3),
+        "student_seconds": round(student, 3),
+        "teacher_seconds_saved": round(saved, 3) if known else None,
+        "seconds_with_cache": round(with_cache, 3),
+        "seconds_without_cache": round(with_cache + saved, 3) if known else None,
         "saved_share": round(saved / (with_cache + saved), 4)
         if known and with_cache + saved
         else None,
