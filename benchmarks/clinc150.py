@@ -73,7 +73,7 @@ def main() -> None:
     p.add_argument("--teacher-epochs", type=int, default=10)
     p.add_argument("--student-epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--teacher-batch-size", type=int, default=32)
+    p.add_argument("--teacher-batch-size", type=int, default=64)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument(
@@ -127,7 +127,7 @@ def main() -> None:
         config=TrainConfig(
             epochs=args.teacher_epochs,
             lr=1.5e-4,
-            batch_size=args.batch_size,
+            batch_size=args.teacher_batch_size,
             early_stop=False,
             log_every=100,
         ),

@@ -299,3 +299,21 @@ def test_augment_cli_writes_a_transfer_set(tmp_path, data_dir):
     assert rows and all(e.label is None for e in rows)
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and "already exists" in str(again.exception)
+
+
+def test_distill_cli_takes_a_transfer_set(tmp_path, tiny_teacher, data_dir):
+    from click.testing import CliRunner
+
+    from kdedge.cli import cli
+
+    extra = [Example("hello where is my book parcel"), Example("joke about returns please")]
+    held_out = load_unlabeled([data_dir / "test.jsonl"])[:1]  # dropped: never trained on
+    write_examples(tmp_path / "transfer.jsonl", [*extra, *held_out])
+    out = tmp_path / "student"
+    args = ["distill", "--teacher", str(tiny_teacher), "--data", str(data_dir), "--out", str(out)]
+    args += ["--layers", "1", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "-q"]
+    args += ["--transfer", str(tmp_path / "transfer.jsonl"), "--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["transfer_rows"] == 2 and (out / "config.json").is_file()
