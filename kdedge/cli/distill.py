@@ -93,6 +93,12 @@ def _rules(values: tuple[str, ...]):
     "`kdedge augment`; repeat for several files.",
 )
 @click.option(
+    "--calibrated-teachers",
+    is_flag=True,
+    help="Soften each teacher's calibrated probabilities (logits over its `kdedge calibrate` "
+    "temperature) instead of its raw ones.",
+)
+@click.option(
     "--gates", type=click.Path(path_type=Path), help="Gates TOML for checkpoint selection."
 )
 @click.option("--epochs", default=8, show_default=True)
@@ -125,6 +131,7 @@ def command(
     rules,
     no_unlabeled,
     transfer,
+    calibrated_teachers,
     gates,
     epochs,
     lr,
@@ -181,6 +188,7 @@ def command(
         rules=_rules(rules),
         use_unlabeled=not no_unlabeled,
         transfer=load_unlabeled(transfer),
+        calibrated_teachers=calibrated_teachers,
         feature_epochs=feature_epochs,
         gates=Gates.from_toml(gates) if gates else None,
         resume=resume,

@@ -41,17 +41,17 @@ def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
       [[variants]]
       name = "kd_t2"
       temperature = 2.0
-    Keys of [base] and variants: teachers, layers, layer_map, alpha, temperature,
-    rare_weight, rare_class_boost, rare_labels, feature_epochs, transfer, epochs, lr,
-    batch_size, min_epochs, early_stop, seed.
+    Keys of [base] and variants: teachers, calibrated_teachers, layers, layer_map, alpha,
+    temperature, rare_weight, rare_class_boost, rare_labels, feature_epochs, transfer,
+    epochs, lr, batch_size, min_epochs, early_stop, seed, compile.
 
     \b
     Examples:
       kdedge sweep sweep.toml
       kdedge sweep sweep.toml --grid temperature=1,2,4 --grid alpha=0.5,0.9
     Every student is calibrated on the validation split and judged on the test split, by
-    argmax and at its own router threshold. Finished variants are reused on a re-run, so a
-    killed sweep resumes; the report says how much teacher time the logit cache saved.
+    argmax and at its own router threshold. A re-run reuses variants finished with the same
+    settings, so a killed sweep resumes; the report says what the logit cache saved.
     """
     from kdedge.distill.device import resolve
     from kdedge.distill.sweep import cost_sentence, load_sweep, run_sweep

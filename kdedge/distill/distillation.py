@@ -25,6 +25,7 @@ from kdedge.distill.models import (
     load_classifier,
     load_encoder_for_classification,
     parameter_count,
+    read_meta,
     size_on_disk,
 )
 from kdedge.distill.student import default_layer_map, student_from_teacher
@@ -82,6 +83,18 @@ class DistillResult:
         }
 
 
+def calibration_temperature(teacher: str | Path) -> float:
+    """The temperature ``kdedge calibrate`` stored for ``teacher``; an error if there is none."""
+    meta = read_meta(teacher)
+    if "calibration" not in meta:
+        raise ConfigError(
+            f"teacher {teacher} is not calibrated, so its probabilities cannot be used as "
+            "calibrated. Fix: `kdedge calibrate TEACHER --data VALIDATION.jsonl`, "
+            "or drop the calibrated-teachers option"
+        )
+    return float(meta["temperature"])
+
+
 def build_student(teacher: Classifier, spec: StudentSpec) -> Classifier:
     """The student before training (see :class:`StudentSpec`)."""
     if spec.model:
@@ -107,6 +120,7 @@ def distill(
     rules: Sequence[RiskRule] = (),
     use_unlabeled: bool = True,
     transfer: Sequence[Example] = (),
+    calibrated_teachers: bool = False,
     feature_epochs: int = 0,
     gates: Gates | None = None,
     rare_labels: Sequence[str] | None = None,
@@ -120,6 +134,8 @@ def distill(
     ``transfer`` adds unlabeled texts (see :func:`kdedge.data.io.load_unlabeled`) that
     only the teachers label; texts also found in the validation or test split are dropped,
     so the transfer set cannot leak the data checkpoints are chosen and judged on.
+    ``calibrated_teachers`` softens each teacher's calibrated probabilities (its logits
+    over the temperature ``kdedge calibrate`` fitted), not its raw ones.
     """
     if not teachers:
         raise ConfigError("distill needs at least one teacher model directory")
@@ -148,7 +164,14 @@ def distill(
         )
         labeling = soft.report
         probs, overrides = combine(
-            soft.logits, loss.temperature, texts=texts, labels=soft.labels, rules=rules
+            soft.logits,
+            loss.temperature,
+            texts=texts,
+            labels=soft.labels,
+            rules=rules,
+            calibration=[calibration_temperature(t) for t in teachers]
+            if calibrated_teachers
+            else None,
         )
         teacher_train, teacher_val = probs[: len(train)], probs[len(train) :]
 

@@ -164,9 +164,20 @@ def combine(
     texts: Sequence[str] = (),
     labels: LabelSet | None = None,
     rules: Sequence[RiskRule] = (),
+    calibration: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Ensemble soft targets at ``temperature`` with rule overrides. Returns (probs, overrides)."""
+    """Ensemble soft targets at ``temperature`` with rule overrides. Returns (probs, overrides).
+
+    ``calibration`` gives each teacher's calibration temperature: its logits are divided by
+    it first, so ``temperature`` softens *calibrated* probabilities. Without it, the same
+    T means different things for an over- and an under-confident teacher, and an ensemble
+    averages members at unequal confidence.
+    """
     k, n, c = teacher_logits.shape
+    if calibration is not None:
+        if len(calibration) != k or any(t <= 0 for t in calibration):
+            raise ConfigError(f"need one positive calibration temperature per teacher ({k})")
+        teacher_logits = teacher_logits / np.asarray(calibration, dtype=np.float32)[:, None, None]
     probs = softmax(teacher_logits.reshape(k * n, c), temperature).reshape(k, n, c).mean(axis=0)
     overrides = 0
     if rules:

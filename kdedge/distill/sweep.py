@@ -54,6 +54,7 @@ class RunSettings:
     rare_labels: tuple[str, ...] | None = None
     feature_epochs: int = 0
     transfer: tuple[str, ...] = ()  # files of unlabeled text labelled only by the teachers
+    calibrated_teachers: bool = False  # soften calibrated, not raw, teacher probabilities
     epochs: int = 8
     lr: float = 1e-4
     batch_size: int = 32
@@ -230,8 +231,8 @@ def run_sweep(
 
     for variant in sweep.variants:
         result_file = sweep.workdir / RESULTS / f"{_slug(variant.name)}.json"
-        if result_file.is_file() and not rerun:
-            row = json.loads(result_file.read_text(encoding="utf-8"))
+        row = None if rerun else _finished(result_file, variant)
+        if row is not None:
             row["resumed"] = True
         else:
             row = _run_variant(variant, sweep, holdout, judged_on, placement, track)
@@ -252,6 +253,17 @@ def run_sweep(
     )
     atomic_write_text(sweep.workdir / REPORT_MD, markdown(report))
     return report
+
+
+def _finished(result_file: Path, variant: Variant) -> dict[str, Any] | None:
+    """The stored result of ``variant`` if it was trained with the same settings."""
+    if not result_file.is_file():
+        return None
+    row = json.loads(result_file.read_text(encoding="utf-8"))
+    # Keys added to RunSettings since the result was written take their defaults.
+    stored = {**dataclasses.asdict(RunSettings()), **row.get("settings", {})}
+    current = json.loads(json.dumps(dataclasses.asdict(variant.settings)))
+    return row if json.loads(json.dumps(stored)) == current else None
 
 
 def _slug(name: str) -> str:
@@ -290,6 +302,7 @@ def _run_variant(
         ),
         cache_dir=sweep.cache,
         transfer=load_unlabeled(s.transfer),
+        calibrated_teachers=s.calibrated_teachers,
         feature_epochs=s.feature_epochs,
         rare_labels=s.rare_labels,
         oos_label=sweep.oos_label,

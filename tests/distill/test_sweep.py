@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -317,3 +318,56 @@ def test_distill_cli_takes_a_transfer_set(tmp_path, tiny_teacher, data_dir):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["transfer_rows"] == 2 and (out / "config.json").is_file()
+
+
+def test_calibrated_teachers_soften_calibrated_probabilities():
+    from kdedge.distill.labeling import combine
+    from kdedge.distill.metrics import softmax
+
+    # Teacher 0 is under-confident (calibration T 0.5), teacher 1 over-confident (T 2).
+    logits = np.array([[[1.0, 0.0, 0.0]], [[4.0, 0.0, 0.0]]], dtype=np.float32)
+    raw, _ = combine(logits, 2.0)
+    calibrated, _ = combine(logits, 2.0, calibration=[0.5, 2.0])
+    # After calibration both teachers hold the same logits [2, 0, 0], softened at T=2.
+    assert calibrated[0] == pytest.approx(softmax(np.array([[2.0, 0.0, 0.0]]), 2.0)[0], abs=1e-6)
+    assert not np.allclose(raw, calibrated)
+    with pytest.raises(ConfigError, match="one positive calibration temperature per teacher"):
+        combine(logits, 2.0, calibration=[1.0])
+
+
+def test_uncalibrated_teacher_is_a_clear_error(tmp_path, tiny_base, data_dir):
+    from kdedge.distill.distillation import calibration_temperature
+
+    with pytest.raises(ConfigError, match=r"is not calibrated.*kdedge calibrate"):
+        calibration_temperature(tiny_base)
+
+
+def test_sweep_retrains_a_variant_whose_settings_changed(tmp_path, tiny_teacher, data_dir):
+    from kdedge.distill.device import resolve
+    from kdedge.distill.evaluation import calibrate_model
+
+    teacher = tmp_path / "teacher"  # a copy: calibrating writes into the model directory
+    shutil.copytree(tiny_teacher, teacher)
+    calibrate_model(teacher, data_dir / "validation.jsonl", resolve("cpu"), plot=False)
+    text = f"""
+data = "{data_dir}"
+workdir = "sweep"
+oos_label = "out_of_scope"
+teacher_rows = false
+[base]
+teachers = ["{teacher}"]
+layers = 1
+epochs = 1
+batch_size = 16
+[[variants]]
+name = "kd"
+"""
+    first = run_sweep(load_sweep(_write(tmp_path, text)), resolve("cpu"))
+    assert not first.rows[0].get("resumed")
+    same = run_sweep(load_sweep(_write(tmp_path, text)), resolve("cpu"))
+    assert same.rows[0]["resumed"]
+    changed = run_sweep(
+        load_sweep(_write(tmp_path, text + "calibrated_teachers = true\n")), resolve("cpu")
+    )
+    assert not changed.rows[0].get("resumed")
+    assert changed.rows[0]["settings"]["calibrated_teachers"] is True
