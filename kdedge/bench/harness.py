@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.bench.host import describe
-from kdedge.bench.paired import noise_band, paired_speedup
+from kdedge.bench.paired import METRICS, noise_band, paired_speedup
 from kdedge.bench.targets import Target, get_target
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
@@ -190,13 +190,6 @@ def _worker(job: dict[str, Any]) -> tuple[dict[str, Any], float]:
     return result, launched
 
 
-METRICS = {  # paired sample -> higher is better
-    "batch_1_ms": False,
-    "pp_tokens_per_s": True,
-    "tg_tokens_per_s": True,
-}
-
-
 def measure_paired(
     groups: list[list[tuple[dict[str, Any], Row]]], rounds: int, warmup: int, track: Tracker
 ) -> list[dict[str, Any]]:
@@ -249,12 +242,12 @@ def measure_paired(
             if mine["error"] or theirs["error"]:
                 out.append({**entry, "comparison": kind, "error": mine["error"] or theirs["error"]})
                 continue
-            for metric, higher in METRICS.items():
+            for metric, spec in METRICS.items():
                 if metric in mine["samples"] and metric in theirs["samples"]:
                     speed = paired_speedup(
                         mine["samples"][metric],
                         theirs["samples"][metric],
-                        higher_is_better=higher,
+                        higher_is_better=spec.higher_is_better,
                         noise=noise,
                     )
                     if speed:

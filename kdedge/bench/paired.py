@@ -17,11 +17,28 @@ artifact, and a speed-up is claimed only when its interval clears the control's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A paired sample kind: which way is better, and its names in reports and terminals."""
+
+    higher_is_better: bool
+    name: str
+    short: str
+
+
+METRICS = {
+    "batch_1_ms": Metric(False, "batch-1 latency", "p50"),
+    "pp_tokens_per_s": Metric(True, "pp tokens/s", "pp"),
+    "tg_tokens_per_s": Metric(True, "tg tokens/s", "tg"),
+}
 
 
 def paired_speedup(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.bench.explain import quantization_notes
+from kdedge.bench.paired import METRICS
 
 
 def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
@@ -186,13 +187,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-METRIC_NAMES = {
-    "batch_1_ms": "batch-1 latency",
-    "pp_tokens_per_s": "pp tokens/s",
-    "tg_tokens_per_s": "tg tokens/s",
-}
-
-
 def paired_section(report: dict[str, Any]) -> list[str]:
     """The interleaved comparisons as a Markdown table (empty when none were measured)."""
     paired = report.get("paired") or []
@@ -221,7 +215,7 @@ def paired_section(report: dict[str, Any]) -> list[str]:
                 p["target"],
                 p["row"],
                 p["reference"],
-                METRIC_NAMES.get(p["metric"], p["metric"]),
+                METRICS[p["metric"]].name if p["metric"] in METRICS else p["metric"],
                 f"{p['speedup']:.2f}x",
                 f"{p['ci95'][0]:.3f}-{p['ci95'][1]:.3f}",
                 p["verdict"],

@@ -290,13 +290,12 @@ def _print_generation_tables(result: dict, rows: list[list[str]]) -> None:
         stdout.print(table)
 
 
-SHORT_METRICS = {"batch_1_ms": "p50", "pp_tokens_per_s": "pp", "tg_tokens_per_s": "tg"}
-
-
 def _print_paired(result: dict) -> None:
     """The interleaved speed-ups, one line each, with their 95% intervals."""
     from rich import box
     from rich.table import Table
+
+    from kdedge.bench.paired import METRICS
 
     paired = [p for p in result.get("paired", []) if "speedup" in p]
     if not paired:
@@ -313,7 +312,7 @@ def _print_paired(result: dict) -> None:
             p["target"],
             p["row"],
             p["reference"],
-            SHORT_METRICS.get(p["metric"], p["metric"]),
+            METRICS[p["metric"]].short if p["metric"] in METRICS else p["metric"],
             f"{p['speedup']:.2f}",
             f"{p['ci95'][0]:.2f}-{p['ci95'][1]:.2f}",
             f"[{color}]{p['verdict']}[/]",
