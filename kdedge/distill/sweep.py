@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -126,7 +127,7 @@ def sweep_from_dict(
 
     def resolve(value: str) -> str:
         p = Path(value).expanduser()
-        return str(p if p.is_absolute() or value == "minilm" else base_dir / p)
+        return os.path.normpath(p if p.is_absolute() or value == "minilm" else base_dir / p)
 
     def settings(values: dict[str, Any], where: str, start: RunSettings) -> RunSettings:
         built = build_section(RunSettings, {**dataclasses.asdict(start), **values}, where)
@@ -260,10 +261,18 @@ def _finished(result_file: Path, variant: Variant) -> dict[str, Any] | None:
     if not result_file.is_file():
         return None
     row = json.loads(result_file.read_text(encoding="utf-8"))
-    # Keys added to RunSettings since the result was written take their defaults.
+    # Keys added to RunSettings since the result was written take their defaults; paths
+    # compare normalised ("a/../b" is "b").
     stored = {**dataclasses.asdict(RunSettings()), **row.get("settings", {})}
-    current = json.loads(json.dumps(dataclasses.asdict(variant.settings)))
-    return row if json.loads(json.dumps(stored)) == current else None
+    current = dataclasses.asdict(variant.settings)
+    return row if _comparable(stored) == _comparable(current) else None
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    plain = json.loads(json.dumps(settings))
+    for key in ("teachers", "transfer"):
+        plain[key] = [os.path.normpath(p) for p in plain.get(key) or []]
+    return plain
 
 
 def _slug(name: str) -> str:
