@@ -353,7 +353,7 @@ def _judge_teacher(
     path = resolve_model(teacher)
     return {
         "kind": "teacher",
-        "name": f"teacher {Path(path).name}",
+        "name": name if "teacher" in (name := Path(path).name) else f"{name} (teacher)",
         "model": path,
         "temperature": float(read_meta(path).get("temperature", 1.0)),
         **_judge(Path(path), holdout, judged_on, placement, track, sweep.oos_label),

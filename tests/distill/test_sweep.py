@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -371,3 +372,14 @@ name = "kd"
     )
     assert not changed.rows[0].get("resumed")
     assert changed.rows[0]["settings"]["calibrated_teachers"] is True
+
+
+def test_stored_settings_compare_with_normalised_paths():
+    from kdedge.distill.sweep import RunSettings, _comparable
+
+    a = RunSettings(teachers=("runs/x/../t",), transfer=("d/./f.jsonl",))
+    b = RunSettings(teachers=("runs/t",), transfer=("d/f.jsonl",))
+    assert _comparable(dataclasses.asdict(a)) == _comparable(dataclasses.asdict(b))
+    assert _comparable(dataclasses.asdict(a)) != _comparable(
+        dataclasses.asdict(RunSettings(teachers=("runs/u",)))
+    )
