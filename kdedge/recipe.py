@@ -150,15 +150,21 @@ def build_section(cls: type, values: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
-    """Parse and check a recipe file; ``overrides`` replace top-level keys (e.g. device)."""
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing file or bad TOML is a one-line ConfigError."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
+    """Parse and check a recipe file; ``overrides`` replace top-level keys (e.g. device)."""
+    raw = read_toml(path, "recipe")
+    path = Path(path)
     return recipe_from_dict(raw, base_dir=path.parent, source=str(path), **overrides)
 
 

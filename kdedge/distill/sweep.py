@@ -19,7 +19,6 @@ import dataclasses
 import itertools
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +28,7 @@ from typing import Any
 from kdedge.atomic import atomic_write_text
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
-from kdedge.recipe import build_section
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from kdedge.recipe import build_section, read_toml
 
 RESULTS = "results"
 REPORT_JSON = "sweep_report.json"
@@ -103,13 +97,8 @@ _TABLES = {"base", "variants", "grid"}
 
 def load_sweep(path: str | Path, grid: Sequence[str] = ()) -> Sweep:
     """Parse a sweep file; ``grid`` adds ``key=v1,v2`` axes to the file's ``[grid]``."""
+    raw = read_toml(path, "sweep file")
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file {path} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     return sweep_from_dict(raw, base_dir=path.parent, source=str(path), grid=grid)
 
 
