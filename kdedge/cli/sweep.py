@@ -8,6 +8,7 @@ import click
 
 from kdedge.cli.console import emit_json, info, rich_tracker, stdout
 from kdedge.cli.options import compute_options
+from kdedge.distill.sweep import in_scope  # light: no torch
 
 
 @click.command("sweep")
@@ -63,9 +64,8 @@ def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
     def progress(row: dict) -> None:
         if as_json or quiet:
             return
-        acc = row["metrics"].get("in_scope_accuracy") or row["metrics"]["accuracy"]
         what = "reused" if row.get("resumed") else "done"
-        info(f"{row['name']}: {what}, in-scope accuracy {100 * acc:.2f}%")
+        info(f"{row['name']}: {what}, in-scope accuracy {100 * in_scope(row):.2f}%")
 
     report = run_sweep(
         sweep, resolve(device, precision), rerun=rerun, track=rich_tracker(quiet), on_row=progress
@@ -94,12 +94,11 @@ def _cells(row: dict) -> list[str]:
     def pct(value: float | None) -> str:
         return "—" if value is None else f"{100 * value:.1f}"
 
-    m, routed, argmax = row["metrics"], row.get("router", {}), row.get("argmax", {})
-    acc = m["in_scope_accuracy"] if m.get("in_scope_accuracy") is not None else m["accuracy"]
+    routed, argmax = row.get("router", {}), row.get("argmax", {})
     gap = row.get("gap_closed")
     return [
         row["name"],
-        pct(acc),
+        pct(in_scope(row)),
         pct(routed.get("in_scope_accuracy")),
         pct(argmax.get("oos_recall")),
         pct(routed.get("oos_recall")),

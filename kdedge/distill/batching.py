@@ -46,7 +46,7 @@ class TokenTable:
 
     def width(self, rows: Sequence[int]) -> int:
         """Padded width of a batch: its longest row, rounded up to ``multiple``."""
-        return min(self._round(max(self.lengths[i] for i in rows)), self.ids.shape[1])
+        return self._round(max(self.lengths[i] for i in rows))  # <= the table's width
 
     def batch(
         self, rows: Sequence[int], index: torch.Tensor | None = None

@@ -71,6 +71,19 @@ def calibrate_model(
     the model directory. The holdout must not be the data the model was trained on.
     """
     _, _, logits, gold = predict_labeled(model_dir, holdout, placement, track, "calibrating")
+    return save_calibration(model_dir, logits, gold, holdout, n_bins=n_bins, plot=plot)
+
+
+def save_calibration(
+    model_dir: str | Path,
+    logits: np.ndarray,
+    gold: np.ndarray,
+    holdout: str | Path,
+    *,
+    n_bins: int = 15,
+    plot: bool = True,
+) -> CalibrationResult:
+    """:func:`calibrate_model` for holdout logits already computed."""
     result = calibrate(logits, gold, n_bins=n_bins)
     model_dir = Path(model_dir)
     update_meta(model_dir, temperature=result.temperature, calibration=result.to_dict())

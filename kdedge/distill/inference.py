@@ -51,13 +51,13 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits [N, C] as float32 numpy, rows in the order of ``texts``."""
     model.eval().to(placement.device)
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    shape = (len(texts), model.config.num_labels)
     if not texts:
-        return out
+        return np.zeros(shape, dtype=np.float32)
     device = placement.device
     tokens = TokenTable(encode(tokenizer, texts, max_length), tokenizer.pad_token_id, device)
     batches = sorted_batches(tokens.lengths, batch_size)
-    logits_all = torch.empty(out.shape, dtype=torch.float32, device=device)
+    logits_all = torch.empty(shape, dtype=torch.float32, device=device)
     with explain_device_errors(placement):
         for rows in track(batches, description, total=len(batches)):
             index = torch.tensor(rows).to(device, non_blocking=True)
@@ -65,5 +65,4 @@ def predict_logits(
             with placement.autocast():
                 logits = model(input_ids=input_ids, attention_mask=mask).logits
             logits_all.index_copy_(0, index, logits.float())  # no host sync per batch
-    out[:] = logits_all.cpu().numpy()
-    return out
+    return logits_all.cpu().numpy()

@@ -273,7 +273,6 @@ def _run_variant(
 ) -> dict[str, Any]:
     from kdedge.data.io import load_unlabeled
     from kdedge.distill.distillation import StudentSpec, distill
-    from kdedge.distill.evaluation import calibrate_model
     from kdedge.distill.losses import LossConfig
     from kdedge.distill.trainer import TrainConfig
     from kdedge.pipeline import resolve_model
@@ -310,7 +309,6 @@ def _run_variant(
     seconds = time.perf_counter() - start
     labeling = result.labeling.to_dict() if result.labeling else None
     teacher_seconds = labeling["seconds"] if labeling else 0.0
-    calibration = calibrate_model(out, holdout, placement, plot=False, track=track)
     train = result.train
     return {
         "kind": "student",
@@ -328,15 +326,13 @@ def _run_variant(
             "promotable": train.promotable,
             "stopped_early": train.stopped_early,
         },
-        "temperature": calibration.temperature,
-        **_judge(out, holdout, judged_on, placement, track, sweep.oos_label),
+        **_judge(out, holdout, judged_on, placement, track, sweep.oos_label, calibrate=True),
     }
 
 
 def _judge_teacher(
     teacher: str, sweep: Sweep, holdout: Path, judged_on: Path, placement: Any, track: Tracker
 ) -> dict[str, Any]:
-    from kdedge.distill.models import read_meta
     from kdedge.pipeline import resolve_model
 
     path = resolve_model(teacher)
@@ -344,7 +340,6 @@ def _judge_teacher(
         "kind": "teacher",
         "name": name if "teacher" in (name := Path(path).name) else f"{name} (teacher)",
         "model": path,
-        "temperature": float(read_meta(path).get("temperature", 1.0)),
         **_judge(Path(path), holdout, judged_on, placement, track, sweep.oos_label),
     }
 
@@ -356,9 +351,15 @@ def _judge(
     placement: Any,
     track: Tracker,
     oos_label: str | None,
+    *,
+    calibrate: bool = False,
 ) -> dict[str, Any]:
-    """Metrics on the evaluation split at the calibrated temperature, argmax and routed."""
-    from kdedge.distill.evaluation import predict_labeled
+    """Metrics on the evaluation split at the calibrated temperature, argmax and routed.
+
+    With ``calibrate`` the temperature is first fitted on the holdout and stored with the
+    model (a student); otherwise the model's stored one is used (a teacher is never
+    rewritten)."""
+    from kdedge.distill.evaluation import predict_labeled, save_calibration
     from kdedge.distill.metrics import classification_report, softmax
     from kdedge.distill.oos import fit_oos_threshold, oos_metrics
     from kdedge.distill.taxonomy import Taxonomy
@@ -367,12 +368,17 @@ def _judge(
         model_dir, holdout, placement, track, "validation"
     )
     _, _, logits, gold = predict_labeled(model_dir, judged_on, placement, track, "evaluating")
-    temperature = clf.temperature
+    temperature = (
+        save_calibration(model_dir, val_logits, val_gold, holdout, plot=False).temperature
+        if calibrate
+        else clf.temperature
+    )
     probs = softmax(logits, temperature)
     oos = oos_label or Taxonomy.from_meta(clf.meta).oos_label
     oos = oos if oos in clf.labels else None
     report = classification_report(probs, gold, clf.labels.names, oos_label=oos)
     row: dict[str, Any] = {
+        "temperature": temperature,
         "layers": clf.model.config.num_hidden_layers,
         "metrics": report.to_dict(),
     }
@@ -384,22 +390,23 @@ def _judge(
     return row
 
 
+def in_scope(row: dict[str, Any]) -> float:
+    """A row's argmax in-scope accuracy (plain accuracy when there is no OOS label)."""
+    m = row["metrics"]
+    return m["in_scope_accuracy"] if m.get("in_scope_accuracy") is not None else m["accuracy"]
+
+
 def _add_gap_closed(rows: list[dict[str, Any]], baseline: str | None) -> None:
-    """Share of the (best teacher - baseline) gap each student closed, in argmax
-    in-scope accuracy (plain accuracy when there is no OOS label)."""
-
-    def score(row: dict[str, Any]) -> float:
-        m = row["metrics"]
-        return m["in_scope_accuracy"] if m.get("in_scope_accuracy") is not None else m["accuracy"]
-
+    """Share of the (best teacher - baseline) gap in :func:`in_scope` accuracy that each
+    student closed."""
     teachers = [r for r in rows if r["kind"] == "teacher"]
     base = next((r for r in rows if r["kind"] == "student" and r["name"] == baseline), None)
     if not teachers or base is None:
         return
-    gap = max(score(r) for r in teachers) - score(base)
+    gap = max(in_scope(r) for r in teachers) - in_scope(base)
     for r in rows:  # None when the baseline is not below the teacher: nothing to close
         if r["kind"] == "student":
-            r["gap_closed"] = round((score(r) - score(base)) / gap, 4) if gap > 0 else None
+            r["gap_closed"] = round((in_scope(r) - in_scope(base)) / gap, 4) if gap > 0 else None
 
 
 def cost_summary(students: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -434,12 +441,11 @@ def table_rows(report: SweepReport) -> list[list[str]]:
     rows = []
     for r in report.rows:
         m, routed, argmax = r["metrics"], r.get("router", {}), r.get("argmax", {})
-        in_scope = m.get("in_scope_accuracy")
         rows.append(
             [
                 r["name"],
                 str(r["layers"]),
-                _pct(in_scope if in_scope is not None else m["accuracy"]),
+                _pct(in_scope(r)),
                 _pct(routed.get("in_scope_accuracy")),
                 _pct(argmax.get("oos_recall")),
                 _pct(routed.get("oos_recall")),

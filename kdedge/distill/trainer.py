@@ -109,7 +109,7 @@ class TrainResult:
         return next(h for h in self.history if h["epoch"] == self.best_epoch)
 
 
-def _optimizer(model: torch.nn.Module, config: TrainConfig, placement: Placement):
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -225,7 +225,7 @@ def fit(
     forward = torch.compile(model, mode=config.compile) if config.compile else model
 
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    optimizer = _optimizer(model, config, placement)
+    optimizer = _optimizer(model, config)
     scheduler = _schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     history: list[dict[str, Any]] = []
     best_epoch, best_score, best_state = 0, -math.inf, None
