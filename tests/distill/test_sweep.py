@@ -383,3 +383,22 @@ def test_stored_settings_compare_with_normalised_paths():
     assert _comparable(dataclasses.asdict(a)) != _comparable(
         dataclasses.asdict(RunSettings(teachers=("runs/u",)))
     )
+
+
+def test_a_malformed_transfer_file_names_file_and_line_and_writes_nothing(
+    tmp_path, tiny_teacher, data_dir
+):
+    from click.testing import CliRunner
+
+    from kdedge.cli import cli
+    from kdedge.errors import DataError
+
+    bad = tmp_path / "transfer.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": oops}\n', encoding="utf-8")
+    out = tmp_path / "student"
+    args = ["distill", "--teacher", str(tiny_teacher), "--data", str(data_dir), "--out", str(out)]
+    args += ["--layers", "1", "--epochs", "1", "--device", "cpu", "-q", "--transfer", str(bad)]
+    result = CliRunner().invoke(cli, args)
+    assert isinstance(result.exception, DataError)
+    assert f"{bad}:2" in str(result.exception) and "\n" not in str(result.exception)
+    assert not out.exists()
