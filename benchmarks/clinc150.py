@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from kdedge.atomic import atomic_write_text
 from kdedge.data.prepare import load_prepared, prepare_dataset
 from kdedge.distill.device import resolve
 from kdedge.distill.distillation import StudentSpec, distill
@@ -87,7 +88,7 @@ def main() -> None:
     def save() -> None:  # after every stage, so a run cut short still leaves its numbers
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+            atomic_write_text(args.out, json.dumps(results, indent=2, default=str) + "\n")
 
     work = args.workdir
     results: dict = {

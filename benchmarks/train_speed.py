@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kdedge.atomic import atomic_write_text
 from kdedge.bench.paired import paired_speedup
 from kdedge.data.prepare import load_prepared
 from kdedge.distill.batching import TokenTable, shuffled_buckets, sorted_batches
@@ -78,6 +79,8 @@ class Arm:
             order = torch.randperm(len(ids), generator=generator).tolist()
             self.batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         self.batches = [b for b in self.batches if len(b) == batch_size]  # equal work per step
+        if not self.batches:
+            raise SystemExit(f"{len(ids)} training texts make no full batch of {batch_size}")
         self.cursor = 0
         self.loss = LossConfig(alpha=0.7, temperature=2.0)
 
@@ -206,6 +209,10 @@ def main() -> None:
     p.add_argument("--label-batch-size", type=int, default=512)
     p.add_argument("--out", type=Path)
     args = p.parse_args()
+    if args.rounds < 3:
+        p.error("--rounds must be at least 3: the speed-ups are medians of per-round ratios")
+    if args.batch_size < 1 or args.steps < 1:
+        p.error("--batch-size and --steps must be positive")
 
     from kdedge.bench.host import describe
 
@@ -294,7 +301,7 @@ def main() -> None:
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        atomic_write_text(args.out, json.dumps(result, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

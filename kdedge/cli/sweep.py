@@ -19,7 +19,11 @@ from kdedge.distill.sweep import in_scope  # light: no torch
     help="Add an axis 'key=v1,v2' (e.g. temperature=1,2,4); variants are the cartesian product "
     "over [base].",
 )
-@click.option("--only", help="Run only these variants (comma-separated names).")
+@click.option(
+    "--only",
+    help="Train only these variants (comma-separated names); the report still lists every "
+    "variant already finished.",
+)
 @click.option(
     "--rerun", is_flag=True, help="Train finished variants again instead of reusing them."
 )
@@ -58,8 +62,7 @@ def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
     from kdedge.distill.sweep import cost_sentence, load_sweep, run_sweep
 
     sweep = load_sweep(sweep_file, grid=grid)
-    if only:
-        sweep = sweep.select([n.strip() for n in only.split(",") if n.strip()])
+    names = [n.strip() for n in (only or "").split(",") if n.strip()]
 
     def progress(row: dict) -> None:
         if as_json or quiet:
@@ -68,7 +71,12 @@ def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
         info(f"{row['name']}: {what}, in-scope accuracy {100 * in_scope(row):.2f}%")
 
     report = run_sweep(
-        sweep, resolve(device, precision), rerun=rerun, track=rich_tracker(quiet), on_row=progress
+        sweep,
+        resolve(device, precision),
+        only=names,
+        rerun=rerun,
+        track=rich_tracker(quiet),
+        on_row=progress,
     )
     if as_json:
         emit_json(report.to_dict())
@@ -87,6 +95,8 @@ def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
         "teacher-baseline gap closed; s = student seconds. All columns: sweep_report.md"
     )
     stdout.print(cost_sentence(report.cost))
+    if report.not_run:
+        stdout.print(f"not run yet: {', '.join(report.not_run)} (run them with --only)")
     stdout.print(f"report: {sweep.workdir / 'sweep_report.md'} and sweep_report.json")
 
 

@@ -190,20 +190,33 @@ class SweepReport:
     workdir: Path
     rows: list[dict[str, Any]] = field(default_factory=list)  # teachers first, then variants
     cost: dict[str, Any] = field(default_factory=dict)
+    not_run: list[str] = field(default_factory=list)  # variants with no result yet (``only``)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"workdir": str(self.workdir), "rows": self.rows, "cost": self.cost}
+        return {
+            "workdir": str(self.workdir),
+            "rows": self.rows,
+            "cost": self.cost,
+            "not_run": self.not_run,
+        }
 
 
 def run_sweep(
     sweep: Sweep,
     placement: Any,
     *,
+    only: Sequence[str] = (),
     rerun: bool = False,
     track: Tracker = silent,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> SweepReport:
-    """Train, calibrate and judge every variant; write ``sweep_report.{json,md}``."""
+    """Train, calibrate and judge every variant; write ``sweep_report.{json,md}``.
+
+    ``only`` trains just the named variants; the report still covers the whole sweep, with
+    every other variant's stored result (if it has one with the same settings), so running
+    one row at a time builds the same report as one full run. ``rerun`` retrains the
+    variants that are run even when a matching result exists.
+    """
     from kdedge.data.prepare import load_prepared, split_file
 
     load_prepared(sweep.data)  # fails early, naming the folder, if it is not prepared
@@ -219,9 +232,17 @@ def run_sweep(
         if on_row is not None:
             on_row(row)
 
+    chosen = {v.name for v in sweep.select(only).variants} if only else None
     for variant in sweep.variants:
         result_file = sweep.workdir / RESULTS / f"{_slug(variant.name)}.json"
-        row = None if rerun else _finished(result_file, variant)
+        stored = _finished(result_file, variant)
+        if chosen is not None and variant.name not in chosen:
+            if stored is None:
+                report.not_run.append(variant.name)
+            else:
+                add({**stored, "resumed": True})
+            continue
+        row = None if rerun else stored
         if row is not None:
             row["resumed"] = True
         else:
@@ -230,7 +251,10 @@ def run_sweep(
             atomic_write_text(result_file, json.dumps(row, indent=2, default=str) + "\n")
         add(row)
     if sweep.teacher_rows:  # after the students, so a teacher may still be training meanwhile
-        teachers = dict.fromkeys(t for v in sweep.variants for t in v.settings.teachers)
+        ran = {r["name"] for r in report.rows}
+        teachers = dict.fromkeys(
+            t for v in sweep.variants if v.name in ran for t in v.settings.teachers
+        )
         judged = [_judge_teacher(t, sweep, holdout, judged_on, placement, track) for t in teachers]
         for row in judged:
             if on_row is not None:
@@ -492,6 +516,8 @@ def markdown(report: SweepReport) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
     c = report.cost
     lines += ["", cost_sentence(c), ""]
+    if report.not_run:
+        lines += [f"Not run yet: {', '.join(report.not_run)}.", ""]
     return "\n".join(lines)
 
 

@@ -108,3 +108,29 @@ def test_flop_counts_grow_with_padding_and_the_ceiling_is_measured(tiny_teacher)
     assert f_long > 3 * f_short > 0 and 2 * forward_only < f_short < 4 * forward_only
     assert all(p.grad is None for p in model.parameters())
     assert matmul_ceiling("cpu", torch.float32, size=128, repeats=2) > 1e6
+
+
+def test_train_speed_benchmark_runs_end_to_end(tmp_path, tiny_teacher, data_dir):
+    """The speed ladder script (the owed H100 command) runs and writes every figure."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "benchmarks" / "train_speed.py"
+    out = tmp_path / "speed.json"
+    args = [sys.executable, str(script), "--teacher", str(tiny_teacher), "--data", str(data_dir)]
+    args += ["--device", "cpu", "--batch-size", "8", "--steps", "2", "--rounds", "3"]
+    args += ["--label-texts", "48", "--label-batch-size", "16", "--out", str(out)]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| +fused |" in run.stdout and "labeling: plain" in run.stdout
+    result = json.loads(out.read_text())
+    assert list(result["train"]) == ["plain", "+buckets", "+resident", "+fused"]
+    for arm in result["train"].values():
+        assert arm["samples_per_sec"] > 0 and arm["speedup_vs_plain"]["rounds"] == 3
+        assert 0 < arm["useful_fraction_of_ceiling"] <= arm["fraction_of_ceiling"]
+    assert result["labeling"]["texts"] == 48 and result["labeling"]["speedup"] is not None
+
+    too_few = subprocess.run([*args[:-2], "--rounds", "2"], capture_output=True, text=True)
+    assert too_few.returncode == 2 and "--rounds must be at least 3" in too_few.stderr

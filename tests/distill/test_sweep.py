@@ -245,6 +245,19 @@ transfer = ["transfer.jsonl"]
     assert [r.get("resumed") for r in again.rows if r["kind"] == "student"] == [True]
     assert again.rows[-1]["router"] == kd["router"]
 
+    # `only` trains the named variant but the report keeps the whole sweep's finished rows.
+    one = run_sweep(sweep, placement, only=["kd"])
+    assert [r["name"] for r in one.rows] == [r["name"] for r in report.rows]
+    assert json.loads((sweep.workdir / "sweep_report.json").read_text())["rows"] == one.rows
+    assert one.not_run == [] and one.cost["runs"] == 3
+
+    # In a fresh workdir the variants not trained yet are named, not silently dropped.
+    fresh = dataclasses.replace(sweep, workdir=tmp_path / "fresh")
+    first = run_sweep(fresh, placement, only=["hard"])
+    assert [r["name"] for r in first.rows if r["kind"] == "student"] == ["hard"]
+    assert first.not_run == ["kd", "kd_transfer"]
+    assert "Not run yet: kd, kd_transfer." in (fresh.workdir / "sweep_report.md").read_text()
+
 
 def test_sweep_cli(tmp_path, tiny_teacher, data_dir):
     from click.testing import CliRunner
