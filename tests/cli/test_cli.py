@@ -220,3 +220,15 @@ def test_calibrate_and_evaluate_gates_exit_code(tmp_path, data_dir, tiny_teacher
 def test_cli_module_exists_for_every_command():
     for module, _ in COMMANDS.values():
         assert (Path(__file__).parents[2] / (module.replace(".", "/") + ".py")).is_file()
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "kdedge", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "python -m kdedge" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "kdedge", "sweep", "missing.toml"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "missing.toml" in bad.stderr
