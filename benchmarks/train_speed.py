@@ -7,7 +7,8 @@ come from one run on one (shared) machine. The rungs:
   plain      random batches padded on the host to the batch maximum, copied each step,
              AdamW's default per-tensor update, eager (what the anchor in issue #7 ran)
   +buckets   length-bucketed batches (kdedge.distill.batching.shuffled_buckets)
-  +resident  tokens, labels and soft targets on the device (TokenTable), no host padding
+  +resident  tokens, labels, soft targets and batch indices on the device (TokenTable,
+             device_batches): no host padding, no copy per step
   +fused     fused AdamW: kdedge's training loop as `kdedge distill` runs it
   +compile   torch.compile (``--compile MODE``; widths rounded to multiples of 8)
 
@@ -37,7 +38,12 @@ import torch
 from kdedge.atomic import atomic_write_text
 from kdedge.bench.paired import paired_speedup
 from kdedge.data.prepare import load_prepared
-from kdedge.distill.batching import TokenTable, shuffled_buckets, sorted_batches
+from kdedge.distill.batching import (
+    TokenTable,
+    device_batches,
+    shuffled_buckets,
+    sorted_batches,
+)
 from kdedge.distill.device import resolve
 from kdedge.distill.distillation import StudentSpec, build_student
 from kdedge.distill.flops import matmul_ceiling, step_flops
@@ -81,12 +87,16 @@ class Arm:
         self.batches = [b for b in self.batches if len(b) == batch_size]  # equal work per step
         if not self.batches:
             raise SystemExit(f"{len(ids)} training texts make no full batch of {batch_size}")
+        # Resident arms copy every batch's row indices to the device once, as the trainer
+        # does each epoch; the plain arm builds and copies each batch when it runs it.
+        self.indexes = device_batches(self.batches, self.device) if self.resident else []
         self.cursor = 0
         self.loss = LossConfig(alpha=0.7, temperature=2.0)
 
-    def inputs(self, rows):
+    def inputs(self, rows, index=None):
         if self.resident:
-            index = torch.tensor(rows).to(self.device, non_blocking=True)
+            if index is None:
+                index = torch.tensor(rows, device=self.device)
             input_ids, mask = self.tokens.batch(rows, index)
             return (
                 input_ids,
@@ -103,8 +113,8 @@ class Arm:
             self.soft_cpu[index].to(self.device),
         )
 
-    def step(self, rows) -> None:
-        input_ids, mask, y, t = self.inputs(rows)
+    def step(self, rows, index=None) -> None:
+        input_ids, mask, y, t = self.inputs(rows, index)
         with self.placement.autocast():
             logits = self.forward(input_ids=input_ids, attention_mask=mask).logits
         terms = distillation_loss(logits, y, t, self.loss)
@@ -119,10 +129,10 @@ class Arm:
         t0 = time.perf_counter()
         n = 0
         for _ in range(steps):
-            rows = self.batches[self.cursor % len(self.batches)]
+            k = self.cursor % len(self.batches)
             self.cursor += 1
-            self.step(rows)
-            n += len(rows)
+            self.step(self.batches[k], self.indexes[k] if self.resident else None)
+            n += len(self.batches[k])
         _sync(self.device)
         return n / (time.perf_counter() - t0)
 

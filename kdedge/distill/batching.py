@@ -67,6 +67,24 @@ class TokenTable:
         return real / computed if computed else 1.0
 
 
+def device_batches(
+    batches: Sequence[Sequence[int]], device: torch.device | str
+) -> list[torch.Tensor]:
+    """Each batch's row indices as a tensor on ``device``, from one host-to-device copy.
+
+    A small index tensor copied every step from pageable host memory can make the host wait
+    for the device (the CUDA driver may synchronise the stream to stage it); one pinned copy
+    per epoch leaves the host free to queue steps ahead of the GPU.
+    """
+    if not batches:
+        return []
+    device = torch.device(device)
+    flat = torch.tensor([i for rows in batches for i in rows], dtype=torch.long)
+    if device.type == "cuda":
+        flat = flat.pin_memory()
+    return list(flat.to(device, non_blocking=True).split([len(rows) for rows in batches]))
+
+
 def shuffled_buckets(
     lengths: Sequence[int], batch_size: int, generator: torch.Generator, window: int = 50
 ) -> list[list[int]]:

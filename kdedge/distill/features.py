@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdedge.distill.batching import TokenTable, shuffled_buckets
+from kdedge.distill.batching import TokenTable, device_batches, shuffled_buckets
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.distill.events import EventLog
 from kdedge.distill.inference import encode
@@ -108,10 +108,11 @@ def feature_distill(
             batches = shuffled_buckets(tokens.lengths, batch_size, generator)
             sums = torch.zeros(2, device=device)  # feature, attention (row-weighted)
             seen, t0 = 0, time.perf_counter()
-            for rows in track(
-                batches, f"stage 1 features epoch {epoch}/{epochs}", total=len(batches)
+            for rows, index in track(
+                zip(batches, device_batches(batches, device), strict=True),
+                f"stage 1 features epoch {epoch}/{epochs}",
+                total=len(batches),
             ):
-                index = torch.tensor(rows).to(device, non_blocking=True)
                 input_ids, mask = tokens.batch(rows, index)
                 teacher_input, _ = teacher_tokens.batch(rows, index)
                 with torch.no_grad(), placement.autocast():

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdedge.distill.batching import TokenTable, sorted_batches
+from kdedge.distill.batching import TokenTable, device_batches, sorted_batches
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.progress import Tracker, silent
 from kdedge.runtimes.tokenizer import pad_ids
@@ -59,8 +59,10 @@ def predict_logits(
     batches = sorted_batches(tokens.lengths, batch_size)
     logits_all = torch.empty(shape, dtype=torch.float32, device=device)
     with explain_device_errors(placement):
-        for rows in track(batches, description, total=len(batches)):
-            index = torch.tensor(rows).to(device, non_blocking=True)
+        indexes = device_batches(batches, device)
+        for rows, index in track(
+            zip(batches, indexes, strict=True), description, total=len(batches)
+        ):
             input_ids, mask = tokens.batch(rows, index)
             with placement.autocast():
                 logits = model(input_ids=input_ids, attention_mask=mask).logits

@@ -26,7 +26,7 @@ import torch
 
 from kdedge.atomic import atomic_dir, atomic_write_text
 from kdedge.data.records import Example
-from kdedge.distill.batching import TokenTable, shuffled_buckets
+from kdedge.distill.batching import TokenTable, device_batches, shuffled_buckets
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.distill.events import EventLog
 from kdedge.distill.gates import ClassifierStopRule, EpochSignals, Gates, check_gates
@@ -250,10 +250,11 @@ def fit(
         sums = torch.zeros(4, device=device)  # total, hard, kd, rare (row-weighted)
         seen, t0 = 0, time.perf_counter()
         with explain_device_errors(placement):
-            for rows in track(
-                batches, f"{stage} epoch {epoch}/{config.epochs}", total=len(batches)
+            for rows, index in track(
+                zip(batches, device_batches(batches, device), strict=True),
+                f"{stage} epoch {epoch}/{config.epochs}",
+                total=len(batches),
             ):
-                index = torch.tensor(rows).to(device, non_blocking=True)
                 input_ids, mask = tokens.batch(rows, index)
                 y = gold.index_select(0, index)
                 w = weights.index_select(0, index) if use_weights else None

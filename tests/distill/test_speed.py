@@ -134,3 +134,14 @@ def test_train_speed_benchmark_runs_end_to_end(tmp_path, tiny_teacher, data_dir)
 
     too_few = subprocess.run([*args[:-2], "--rounds", "2"], capture_output=True, text=True)
     assert too_few.returncode == 2 and "--rounds must be at least 3" in too_few.stderr
+
+
+def test_device_batches_are_the_rows_in_one_copy():
+    from kdedge.distill.batching import device_batches
+
+    batches = shuffled_buckets([len(r) for r in _ids()], 16, torch.Generator().manual_seed(0))
+    indexes = device_batches(batches, "cpu")
+    assert [t.tolist() for t in indexes] == batches
+    assert all(t.dtype == torch.long for t in indexes)
+    assert len({t.untyped_storage().data_ptr() for t in indexes}) == 1  # views of one tensor
+    assert device_batches([], "cpu") == []
