@@ -28,7 +28,7 @@ python3 -c "import torch, transformers; print('torch', torch.__version__, 'trans
 transformers.__version__, 'cuda', torch.cuda.is_available())" | tee "$OUT/versions.txt"
 
 kd prepare "$IN/clinc150/train.jsonl" --validation "$IN/clinc150/validation.jsonl" \
-  --test "$IN/clinc150/test.jsonl" --no-scrub --no-dedupe --out $W/data -q
+  --test "$IN/clinc150/test.jsonl" --no-scrub --no-dedupe --out $W/data
 kd teach --base "$IN/minilm" --data $W/data --out $W/teacher --epochs 10 --lr 1.5e-4 \
   --batch-size 64 --device cuda -q --json > "$OUT/teacher.json"
 kd calibrate $W/teacher --data $W/data/validation.jsonl -q --json > "$OUT/teacher_calibration.json"
