@@ -84,8 +84,9 @@ def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
     from rich.table import Table
 
     table = Table(title=f"sweep: {sweep.workdir}")
-    for header in ("model", "acc %", "@thr %", "OOS R %", "@thr %", "OOS P@thr %", "gap", "s"):
-        table.add_column(header, justify="left" if header == "model" else "right")
+    table.add_column("model", overflow="fold")  # wrapped, never cut: names tell rows apart
+    for header in ("acc %", "@thr %", "OOS R %", "@thr %", "OOS P@thr %", "gap", "s"):
+        table.add_column(header, justify="right")
     for row in report.rows:
         table.add_row(*_cells(row))
     stdout.print(table)
