@@ -9,7 +9,8 @@
 #                                                          the 64 MiB carry limit; weights load
 #                                                          as fp32)
 #   .whl/                                                  wheels for what the machine lacks
-#                                                          (transformers < 4.58, see README)
+#                                                          (transformers < 4.58; staged by
+#                                                          issue7_device_inputs.sh)
 # Results go to $OUT (the device tool brings it back), or runs/issue7_out elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,9 +41,9 @@ python3 benchmarks/train_speed.py --teacher $W/teacher --data $W/data --device c
   --batch-size 1024 --steps 50 --rounds 7 --compile reduce-overhead --label-texts 23695 \
   --label-batch-size 2048 --out "$OUT/train_speed_h100.json" 2>&1 \
   | tee "$OUT/train_speed.log" || echo "train_speed FAILED"
-# The sweep saves each finished student under runs/sweep_h100/results as it goes; the report
-# is rewritten at the end. Copy whatever exists even if the call runs out of time.
-# It stops in time to copy them (BUDGET_S: the call's limit, less a margin for the copy).
+# The sweep saves each finished student under runs/sweep_h100/results as it goes and writes
+# the report at the end; it is stopped in time for whatever exists to be copied to $OUT
+# (BUDGET_S: the call's limit, less a margin for the copy).
 left=$(( ${BUDGET_S:-580} - SECONDS ))
 (timeout "$left" python3 -m kdedge sweep benchmarks/clinc150_h100.toml --device cuda -q 2>&1 \
   | tee "$OUT/sweep.log") || echo "sweep FAILED or stopped after ${left}s"

@@ -236,19 +236,16 @@ def run_sweep(
     for variant in sweep.variants:
         result_file = sweep.workdir / RESULTS / f"{_slug(variant.name)}.json"
         stored = _finished(result_file, variant)
-        if chosen is not None and variant.name not in chosen:
-            if stored is None:
-                report.not_run.append(variant.name)
-            else:
-                add({**stored, "resumed": True})
-            continue
-        row = None if rerun else stored
-        if row is not None:
-            row["resumed"] = True
-        else:
+        wanted = chosen is None or variant.name in chosen
+        if stored is not None and not (wanted and rerun):
+            row = {**stored, "resumed": True}
+        elif wanted:
             row = _run_variant(variant, sweep, holdout, judged_on, placement, track)
             result_file.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(result_file, json.dumps(row, indent=2, default=str) + "\n")
+        else:
+            report.not_run.append(variant.name)
+            continue
         add(row)
     if sweep.teacher_rows:  # after the students, so a teacher may still be training meanwhile
         ran = {r["name"] for r in report.rows}

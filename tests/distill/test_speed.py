@@ -134,6 +134,9 @@ def test_train_speed_benchmark_runs_end_to_end(tmp_path, tiny_teacher, data_dir)
 
     too_few = subprocess.run([*args[:-2], "--rounds", "2"], capture_output=True, text=True)
     assert too_few.returncode == 2 and "--rounds must be at least 3" in too_few.stderr
+    no_batch = [*args[:-2], "--batch-size", "100000"]
+    too_big = subprocess.run(no_batch, capture_output=True, text=True, timeout=300)
+    assert too_big.returncode == 1 and "make no full batch of 100000" in too_big.stderr
 
 
 def test_device_batches_are_the_rows_in_one_copy():
