@@ -44,6 +44,10 @@ COMMANDS = {
         "kdedge.cli.llm",
         "Response distillation: collect, gate, build, distill, eval a GGUF LLM student.",
     ),
+    "rerank": (
+        "kdedge.cli.rerank",
+        "Reranker distillation: candidates, teach, label, distill, evaluate a cross-encoder.",
+    ),
 }
 
 
