@@ -71,10 +71,11 @@ def candidates_cmd(queries, corpus, out, k, no_ensure_positives, doc_label_field
     """Build query groups: BM25's top k documents for each labeled query, judged.
 
     A document is relevant (1) to a query iff its --doc-label-field equals the query's
-    "label" (StackFAQ: the thread id). Relevant documents BM25 missed are appended after its
-    top k, unless --no-ensure-positives: ranking metrics on such lists then measure the
-    reranker alone, and the printed BM25 recall@k says what the first stage found by itself.
-    The output is written atomically.
+    "label" (StackFAQ: the thread id). Only documents sharing a word with the query are BM25
+    hits, so a list can be shorter than k. Relevant documents BM25 missed are appended after
+    its top k (unless --no-ensure-positives), so ranking metrics on these lists measure the
+    reranker alone; the printed BM25 recall@k is what the first stage found by itself. The
+    output is written atomically.
 
     \b
     Example:
