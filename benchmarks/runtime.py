@@ -119,7 +119,7 @@ def _optimum_arm(bundle: str, rt, source: str, threads: int | None):
     import atexit
     import shutil
 
-    from kdedge.bench.harness import optimum_folder, stage_onnx
+    from kdedge.bench.classifier import optimum_folder, stage_onnx
     from kdedge.bench.worker import PREDICTORS
 
     folder = optimum_folder(Path(source))

@@ -191,3 +191,73 @@ def bundle_copy(exported, tmp_path) -> Path:
     dst = tmp_path / "bundle"
     shutil.copytree(exported[1], dst)
     return dst
+
+
+# A tiny cross-encoder (one score per (query, passage) pair) and query groups for it.
+RERANK_QUERIES = {
+    "where is my order": ["track my package", "order status please", "tell me a joke"],
+    "i want to return this": ["start a return", "how do i send it back", "what is the weather"],
+    "what are your opening hours": ["store policy question", "do you sell gift cards", "hi"],
+}
+
+
+@pytest.fixture(scope="session")
+def rerank_groups(tmp_path_factory) -> Path:
+    """Query groups (first candidate relevant, graded 2 / 1 / 0) as a JSONL file."""
+    rows = [
+        {
+            "query_id": f"q{i}",
+            "query": query,
+            "candidates": [
+                {"doc_id": f"q{i}d{j}", "text": text, "relevance": 2 - j}
+                for j, text in enumerate(passages)
+            ],
+        }
+        for i, (query, passages) in enumerate(RERANK_QUERIES.items())
+    ]
+    return write_jsonl(tmp_path_factory.mktemp("rerank") / "groups.jsonl", rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tiny_base, tmp_path_factory) -> Path:
+    """The tiny BERT with a one-score head fitted for a few steps to the tiny groups (so its
+    scores spread out, as a trained reranker's do), saved as a kdedge rerank model."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from kdedge.data.labels import LabelSet
+    from kdedge.distill.models import Classifier, save_classifier
+
+    torch.manual_seed(1)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_base, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    pairs = [(q, p, 2.0 - j) for q, ps in RERANK_QUERIES.items() for j, p in enumerate(ps)]
+    enc = tokenizer(
+        [q for q, _, _ in pairs], [p for _, p, _ in pairs], padding=True, return_tensors="pt"
+    )
+    target = torch.tensor([r for _, _, r in pairs])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(40):
+        loss = torch.nn.functional.mse_loss(model(**enc).logits[:, 0], 2.0 * target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    clf = Classifier(model, tokenizer, LabelSet(("relevance",)), {"max_length": 48})
+    out = tmp_path_factory.mktemp("reranker") / "reranker"
+    return save_classifier(clf, out, task="rerank", role="student", score_threshold=-5.0)
+
+
+@pytest.fixture(scope="session")
+def rerank_exported(tiny_reranker, rerank_groups, tmp_path_factory):
+    """(report, bundle dir) for the tiny reranker in ONNX FP32 / INT8 and OpenVINO FP32."""
+    from kdedge.converters import export_bundle
+
+    out = tmp_path_factory.mktemp("rerank_bundle") / "bundle"
+    report = export_bundle(
+        tiny_reranker,
+        ["onnx", "onnx-int8", "onnx-int8-static", "openvino"],
+        out,
+        eval_data=rerank_groups,
+        calibration_data=rerank_groups,
+    )
+    return report, out

@@ -25,12 +25,25 @@ def loaded_after(statement: str) -> set[str]:
         "kdedge.runtimes.generate",
         "kdedge.runtimes.api",
         "kdedge.runtimes.backends.llamacpp",
+        "kdedge.runtimes.rerank",
+        "kdedge.runtimes.loader",
+        "kdedge.tasks",
+        "kdedge.rerank.metrics",
     ],
 )
 def test_runtime_imports_stay_small(module):
     modules = loaded_after(f"import {module}")
     bad = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert not bad, f"import {module} pulled in {bad}"
+
+
+def test_loading_a_bundle_of_any_task_needs_no_torch():
+    """The loader reads the task registry; no family's opener may reach torch."""
+    modules = loaded_after(
+        "from kdedge.tasks import TASKS\nfor task in TASKS.values():\n    task.entry('open')"
+    )
+    bad = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert not bad, f"the runtime openers pulled in {bad}"
 
 
 def test_data_layer_needs_no_torch():

@@ -5,6 +5,9 @@ Each measurement is a fresh ``kdedge.bench.worker`` process (cold start and peak
 nothing otherwise). Figures from one run are comparable with each other; across runs of a
 shared machine, compare the ratios against the reference rows, not the milliseconds.
 
+The bundle's task picks the measuring function (:data:`kdedge.tasks.TASKS`): classifiers in
+:mod:`kdedge.bench.classifier`, generators in :mod:`kdedge.bench.generation`.
+
 A ``generate`` bundle gets llama-bench style rows instead: per GGUF artifact and target,
 prompt processing (``pp``) and generation (``tg``) tokens/s through the kdedge runtime, and
 the same through raw llama-cpp-python on the same file with the same threads (reference rows
@@ -17,26 +20,22 @@ settings ``task``, ``pp``, ``tg`` and ``gen_repeats``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kdedge.bench.host import describe
 from kdedge.bench.paired import METRICS, noise_band, paired_speedup
 from kdedge.bench.targets import Target, get_target
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
 from kdedge.runtimes.bundle import read_manifest, verify_files
-from kdedge.runtimes.selection import engine_installed
+from kdedge.tasks import get_task
 
 SCHEMA_VERSION = 1
 KIND = "kdedge-bench"
@@ -55,6 +54,23 @@ DEFAULT_TEXTS = (
     "thanks",
     "what is the exchange rate between the euro and the dollar today",
 )
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What :func:`bench` was asked to measure; each task's bench reads the fields it uses."""
+
+    data: str | Path | None = None
+    compare_torch: tuple[str | Path, ...] = ()
+    batch: int = 8
+    repeats: int = 200
+    cold_runs: int = 3
+    max_texts: int = 200
+    compare_optimum: bool = True
+    pp: int = 512
+    tg: int = 128
+    gen_repeats: int = 5
+    paired: bool = True
 
 
 @dataclass
@@ -78,6 +94,7 @@ class Row:
     error: str | None = None
     pp: dict[str, Any] | None = None  # generators: prompt processing tokens/s
     tg: dict[str, Any] | None = None  # generators: generation tokens/s
+    rerank: dict[str, Any] | None = None  # rerankers: {candidates: {p50, p95, docs_per_s}}
 
 
 @dataclass
@@ -104,6 +121,12 @@ class BenchReport:
                 entry.update(pp_ratio=_ratio(row.pp, ref.pp), tg_ratio=_ratio(row.tg, ref.tg))
             elif row.batch_1 and ref.batch_1:
                 entry["p50_speedup"] = round(ref.batch_1["p50"] / row.batch_1["p50"], 2)
+            elif row.rerank and ref.rerank:
+                entry["p50_speedup"] = {
+                    n: round(ref.rerank[n]["p50"] / row.rerank[n]["p50"], 2)
+                    for n in row.rerank
+                    if n in ref.rerank
+                }
             else:
                 continue
             out.append(entry)
@@ -207,6 +230,9 @@ def measure_paired(
             continue
         jobs = [job for job, _ in arms]
         control = next((job for job, row in arms if row.kind == "artifact"), None)
+        metric0 = (
+            "rerank_ms" if control is not None and control["kind"] == "rerank" else "batch_1_ms"
+        )
         if control is not None:
             jobs.append(control)
         result, _ = _worker(
@@ -229,13 +255,11 @@ def measure_paired(
             entry = {"target": arms[0][1].target, "row": name, "reference": f"{name} (copy)"}
             speed = None
             if not (first["error"] or copy["error"]):
-                speed = paired_speedup(
-                    first["samples"]["batch_1_ms"], copy["samples"]["batch_1_ms"]
-                )
+                speed = paired_speedup(first["samples"][metric0], copy["samples"][metric0])
             if speed:
                 noise = noise_band(speed)
                 speed["verdict"] = f"control: verdicts here need {noise:.3f}x"
-                out.append({**entry, "comparison": "control", "metric": "batch_1_ms", **speed})
+                out.append({**entry, "comparison": "control", "metric": metric0, **speed})
         for row, ref, kind in pairs:
             mine, theirs = by_row[id(row)], by_row[id(ref)]
             entry = {"target": row.target, "row": row.name, "reference": ref.name}
@@ -255,7 +279,7 @@ def measure_paired(
     return out
 
 
-def _measure(job: dict[str, Any], row: Row, cold_runs: int) -> None:
+def measure(job: dict[str, Any], row: Row, cold_runs: int) -> None:
     result, launched = _worker(job)
     if "error" in result:
         row.error = result["error"]
@@ -278,6 +302,7 @@ def _measure(job: dict[str, Any], row: Row, cold_runs: int) -> None:
     row.peak_rss_mb = max(rss)
     row.load_ms = result["load_ms"]
     row.pp, row.tg = result.get("pp"), result.get("tg")
+    row.rerank = result.get("rerank")
 
 
 def bench(
@@ -313,120 +338,27 @@ def bench(
         if unknown:
             raise ConfigError(f"no artifact {', '.join(sorted(unknown))} in {bundle}")
         chosen = [a for a in manifest.artifacts if a.name in artifacts]
-    generate = manifest.task == "generate"
-    if generate and compare_torch:
-        raise ConfigError(
-            "--compare-torch measures classifiers; a generate bundle is compared with raw "
-            "llama-cpp-python on its own GGUF files. Fix: drop --compare-torch"
-        )
-    if generate and (pp < 1 or tg < 1 or gen_repeats < 1):
-        raise ConfigError(f"pp, tg and gen_repeats must be >= 1, got {pp}, {tg}, {gen_repeats}")
+    resolved = {name: get_target(name) for name in targets}  # unknown targets fail here
+    settings = BenchSettings(
+        data=data,
+        compare_torch=tuple(compare_torch),
+        batch=batch,
+        repeats=repeats,
+        cold_runs=cold_runs,
+        max_texts=max_texts,
+        compare_optimum=compare_optimum,
+        pp=pp,
+        tg=tg,
+        gen_repeats=gen_repeats,
+        paired=paired,
+    )
+    measure_task = get_task(manifest.task, str(bundle)).entry("bench")
     # refuse a damaged bundle before any measuring, hashing only what will be measured
     verify_files(bundle, manifest, [a.name for a in chosen])
-    resolved = {name: get_target(name) for name in targets}  # unknown targets fail here
-    if generate:
-        return _bench_generation(
-            bundle, manifest, chosen, resolved, pp, tg, gen_repeats, cold_runs, paired, track
-        )
-    texts = read_texts(data, max_texts)
-    source = Path(manifest.provenance.get("source_model") or "")
-    with contextlib.ExitStack() as cleanup:  # the optimum folder goes whatever happens
-        optimum_dir = None
-        if compare_optimum and _optimum_installed() and (source / "config.json").is_file():
-            optimum_dir = optimum_folder(source)
-            cleanup.callback(shutil.rmtree, optimum_dir, ignore_errors=True)
-        report = BenchReport(
-            host=describe(),
-            bundle=str(bundle),
-            settings={
-                "batch": batch,
-                "repeats": repeats,
-                "cold_runs": cold_runs,
-                "texts": len(texts),
-                "data": str(data) if data else "built-in sentences",
-                "paired": paired,
-            },
-            targets={},
-        )
-        plan: list[tuple[Target, dict[str, Any], Row]] = []
-        for name in targets:
-            target = resolved[name]
-            why = target.unavailable()
-            report.targets[name] = _target_record(target, why)
-            if why:
-                continue
-            limits = {
-                **target.limits(),
-                "texts": texts,
-                "batch": batch,
-                "repeats": repeats,
-                "max_length": manifest.max_length,
-            }
-            for a in chosen:
-                if a.backend not in target.backends or not engine_installed(a.backend):
-                    continue
-                row = Row(
-                    name,
-                    a.name,
-                    "artifact",
-                    a.backend,
-                    a.precision,
-                    a.size_bytes,
-                    a.parity.get("accuracy"),
-                    a.parity.get("ece"),
-                )
-                plan.append(
-                    (
-                        target,
-                        {**limits, "kind": "artifact", "bundle": str(bundle), "artifact": a.name},
-                        row,
-                    )
-                )
-            if compare_optimum and optimum_dir is not None and "onnxruntime" in target.backends:
-                for a in chosen:
-                    if a.format == "onnx" and engine_installed(a.backend):
-                        row = Row(
-                            name,
-                            f"optimum:{a.name}",
-                            "optimum",
-                            "onnxruntime",
-                            a.precision,
-                            a.size_bytes,
-                            a.parity.get("accuracy"),
-                            a.parity.get("ece"),
-                        )
-                        job = {
-                            **limits,
-                            "kind": "optimum",
-                            "model_dir": str(optimum_dir),
-                            "file_name": stage_onnx(optimum_dir, Path(bundle), a),
-                        }
-                        plan.append((target, job, row))
-            for model_dir in compare_torch:
-                size = sum(p.stat().st_size for p in Path(model_dir).glob("*.safetensors"))
-                row = Row(
-                    name, f"torch:{Path(model_dir).name}", "torch", "torch", "fp32", size or None
-                )
-                plan.append((target, {**limits, "kind": "torch", "model_dir": str(model_dir)}, row))
-        for _target, job, row in track(plan, "benchmarking", total=len(plan)):
-            _measure(job, row, cold_runs)
-            report.rows.append(row)
-        if paired:
-            groups = [[(job, row) for t, job, row in plan if t.name == name] for name in targets]
-            report.paired = measure_paired(groups, repeats, 10, track)
-    report.settings["optimum"] = (
-        "measured"
-        if optimum_dir is not None
-        else "off"
-        if not compare_optimum
-        else "not installed"
-        if not _optimum_installed()
-        else f"no config.json at the bundle's source model {source}"
-    )
-    return report
+    return measure_task(Path(bundle), manifest, chosen, resolved, settings, track)
 
 
-def _target_record(target: Target, why: str | None) -> dict[str, Any]:
+def target_record(target: Target, why: str | None) -> dict[str, Any]:
     return {
         "summary": target.summary,
         "emulation": target.emulation,
@@ -436,114 +368,3 @@ def _target_record(target: Target, why: str | None) -> dict[str, Any]:
         "isa": list(target.isa) if target.isa else None,
         "skipped": why,
     }
-
-
-def _bench_generation(
-    bundle: str | Path,
-    manifest: Any,
-    chosen: list[Any],
-    targets: dict[str, Target],
-    pp: int,
-    tg: int,
-    repeats: int,
-    cold_runs: int,
-    paired: bool,
-    track: Tracker,
-) -> BenchReport:
-    """pp / tg rows per GGUF artifact and target, each followed by its raw llama-cpp-python
-    reference row, which processes exactly as many prompt tokens as the runtime row did."""
-    from kdedge.runtimes.generate import GenerationConfig
-
-    context = GenerationConfig.of(Path(bundle), manifest).context_length
-    pp = min(pp, context - 1)
-    tg = min(tg, context - 1)
-    report = BenchReport(
-        host=describe(),
-        bundle=str(bundle),
-        settings={
-            "task": "generate",
-            "pp": pp,
-            "tg": tg,
-            "gen_repeats": repeats,
-            "cold_runs": cold_runs,
-            "paired": paired,
-            "context_length": context,
-        },
-        targets={},
-    )
-    plan: list[tuple[dict[str, Any], Row, dict[str, Any], Row]] = []
-    for name, target in targets.items():
-        why = target.unavailable()
-        report.targets[name] = _target_record(target, why)
-        if why:
-            continue
-        limits = {**target.limits(), "tg": tg, "repeats": repeats}
-        for a in chosen:
-            if a.format != "gguf" or a.backend not in target.backends:
-                continue
-            if not engine_installed(a.backend):
-                continue
-            job = {
-                **limits,
-                "kind": "generate",
-                "bundle": str(bundle),
-                "artifact": a.name,
-                "pp": pp,
-            }
-            raw_job = {
-                **limits,
-                "kind": "llamacpp",
-                "model": str(Path(bundle, a.main_file).resolve()),
-                "n_ctx": context,
-            }
-            plan.append(
-                (
-                    job,
-                    Row(name, a.name, "generate", a.backend, a.precision, a.size_bytes),
-                    raw_job,
-                    Row(
-                        name, f"llamacpp:{a.name}", "llamacpp", a.backend, a.precision, a.size_bytes
-                    ),
-                )
-            )
-    for job, mine, raw_job, raw in track(plan, "benchmarking", total=len(plan)):
-        _measure(job, mine, cold_runs)
-        report.rows.append(mine)
-        # the raw row processes as many prompt tokens as the runtime's prompt had, and
-        # generates after a context as long as the runtime's chat prompt
-        raw_job["pp"] = (mine.pp or {}).get("tokens") or pp
-        raw_job["tg_context"] = (mine.tg or {}).get("context") or 1
-        _measure(raw_job, raw, cold_runs)
-        report.rows.append(raw)
-    if paired:  # one process per artifact: two copies of a model, not all of them
-        groups = [[(job, mine), (raw_job, raw)] for job, mine, raw_job, raw in plan]
-        report.paired = measure_paired(groups, repeats, 1, track)
-    return report
-
-
-def _optimum_installed() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("optimum.onnxruntime") is not None
-    except ModuleNotFoundError:
-        return False
-
-
-def optimum_folder(source: Path) -> Path:
-    """A temp folder laid out as optimum's ORTModel expects: the source model's config and
-    tokenizer files, linked; :func:`stage_onnx` adds the .onnx files. The caller removes it."""
-    folder = Path(tempfile.mkdtemp(prefix="kdedge-bench-optimum-"))
-    for f in source.iterdir():
-        if f.name == "config.json" or f.name.startswith(("tokenizer", "vocab", "special_tokens")):
-            (folder / f.name).symlink_to(f.resolve())
-    return folder
-
-
-def stage_onnx(folder: Path, bundle: Path, artifact: Any) -> str:
-    """Link the artifact's .onnx file into optimum's model folder; return its file name."""
-    name = f"{artifact.name}.onnx"
-    link = folder / name
-    if not link.exists():
-        link.symlink_to((bundle / artifact.main_file).resolve())
-    return name

@@ -36,6 +36,7 @@ class Metric:
 
 METRICS = {
     "batch_1_ms": Metric(False, "batch-1 latency", "p50"),
+    "rerank_ms": Metric(False, "rerank latency (one query, its candidates)", "p50"),
     "pp_tokens_per_s": Metric(True, "pp tokens/s", "pp"),
     "tg_tokens_per_s": Metric(True, "tg tokens/s", "tg"),
 }

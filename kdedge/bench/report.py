@@ -76,12 +76,56 @@ HEADERS = (
 def headers(report: dict[str, Any]) -> list[str]:
     if is_generation(report):
         return list(GENERATION_HEADERS)
+    if is_rerank(report):
+        sizes = report["settings"]["sizes"]
+        return (
+            ["target", "model"]
+            + [f"{q} ms @{n}" for n in sizes for q in ("p50", "p95")]
+            + list(RERANK_TAIL)
+        )
     n = report["settings"]["batch"]
     return [h.format(n=n) for h in HEADERS]
 
 
 def is_generation(report: dict[str, Any]) -> bool:
     return report["settings"].get("task") == "generate"
+
+
+def is_rerank(report: dict[str, Any]) -> bool:
+    return report["settings"].get("task") == "rerank"
+
+
+RERANK_TAIL = ("docs/s @50", "cold ms", "RSS MB", "size MB", "NDCG@10", "vs torch @50", "error")
+
+
+def rerank_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One list of cells per reranker row (:func:`headers` for a rerank report): p50 / p95
+    per candidate count, documents/s at 50, and the speed-up over the first torch row of the
+    target at 50 candidates (interleaved where measured)."""
+    sizes = [str(n) for n in report["settings"]["sizes"]]
+    paired = _paired(report, "rerank_ms")
+    speedups: dict[tuple[str, str], float] = {}
+    for r in report["ratios"]:
+        if r["reference"].startswith("torch:") and isinstance(r.get("p50_speedup"), dict):
+            key = (r["target"], r["row"], r["reference"])
+            speedups.setdefault(key[:2], paired.get(key, r["p50_speedup"].get("50")))
+    rows = []
+    for r in report["rows"]:
+        lat, cold = r.get("rerank") or {}, r["cold_start_ms"] or {}
+        cells = [r["target"], r["name"]]
+        for n in sizes:
+            cells += [fmt(lat.get(n, {}).get("p50")), fmt(lat.get(n, {}).get("p95"))]
+        cells += [
+            fmt(lat.get("50", {}).get("docs_per_s"), ",.0f"),
+            fmt(cold.get("median"), ".0f"),
+            fmt(r["peak_rss_mb"], ".0f"),
+            fmt(None if r["size_bytes"] is None else r["size_bytes"] / 1e6, ".1f"),
+            fmt(r["accuracy"], ".4f"),
+            fmt(speedups.get((r["target"], r["name"])), ".2f", "x"),
+            r["error"] or "",
+        ]
+        rows.append(cells)
+    return rows
 
 
 GENERATION_HEADERS = (
@@ -143,6 +187,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"{settings['tg']} generated tokens, {settings['gen_repeats']} repeats each (median "
             f"tokens/s); context {settings['context_length']}; {report['created']}."
         )
+    elif is_rerank(report):
+        inputs = (
+            f"Reranking one query against {', '.join(map(str, settings['sizes']))} candidates "
+            f"from {settings['data']} (max length {settings['max_length']} tokens); "
+            f"{report['created']}."
+        )
     else:
         inputs = f"Inputs: {settings['texts']} texts from {settings['data']}; {report['created']}."
     lines = [
@@ -170,6 +220,16 @@ def markdown(report: dict[str, Any]) -> str:
             "prompt had. `vs raw`: runtime tokens/s over raw tokens/s (1.00x = no overhead), "
             "interleaved where measured. pp: from the call to the first sampled token; tg: the "
             "decode steps after it, through end-of-turn tokens.",
+        ]
+        return "\n".join(lines + paired_section(report)) + "\n"
+    if is_rerank(report):
+        lines += ["| " + " | ".join(row) + " |" for row in rerank_rows(report)]
+        lines += [
+            "",
+            "One call scores every candidate of the query (length-sorted batches). `NDCG@10`: "
+            "the artifact's on the export's eval queries. `vs torch @50`: speed-up over the "
+            "first torch cross-encoder row of the same target at 50 candidates, interleaved "
+            "where measured.",
         ]
         return "\n".join(lines + paired_section(report)) + "\n"
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]

@@ -19,6 +19,10 @@ The runtime's prompt is its own chat prompt, grown with catalog-like evidence li
 ``pp`` tokens (never below the bundle's bare prompt); it reports the count it reached, and
 the harness gives the raw row exactly that many tokens.
 
+Rerankers (``kind``: ``rerank`` for an artifact of a rerank bundle through the kdedge
+runtime, ``torch-rerank`` for a cross-encoder directory through transformers): one query
+against ``sizes`` candidate counts of ``passages`` (p50/p95 ms and documents/s per count).
+
 ``kind: paired`` measures several of the above (``arms``, each a job) in one process in
 interleaved rounds, for ratios that hold on a noisy host (see :func:`run_paired`); it
 returns every round's samples per arm: ``batch_1_ms`` for classifiers, ``pp_tokens_per_s``
@@ -234,6 +238,90 @@ def run_generator(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _runtime_reranker(job: dict[str, Any]) -> Callable[[str, Sequence[str]], Any]:
+    from kdedge.runtimes import load
+
+    rt = load(job["bundle"], artifact=job["artifact"], threads=job.get("threads"))
+    return lambda query, passages: rt.scores(query, passages)
+
+
+def _torch_reranker(job: dict[str, Any]) -> Callable[[str, Sequence[str]], Any]:
+    """A cross-encoder through transformers, as an application without kdedge would run it."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
+    tokenizer = AutoTokenizer.from_pretrained(job["model_dir"])
+    model = AutoModelForSequenceClassification.from_pretrained(job["model_dir"]).eval()
+    max_length = job.get("max_length", 256)
+
+    def score(query: str, passages: Sequence[str]) -> Any:
+        enc = tokenizer(
+            [query] * len(passages),
+            list(passages),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            return model(**enc).logits[:, 0].numpy()
+
+    return score
+
+
+RERANKERS = {"rerank": _runtime_reranker, "torch-rerank": _torch_reranker}
+
+
+class Reranker:
+    """A reranker arm: building it loads the model and scores once (the cold start)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        self.score = RERANKERS[job["kind"]](job)
+        t1 = time.perf_counter()
+        self.query, self.passages = job["query"], job["passages"]
+        self.paired_size = job.get("paired_size", 50)
+        self.score(self.query, self.passages[:1])
+        self.cold = _cold(t0, t1)
+
+    def latency(self, size: int, repeats: int, warmup: int) -> dict[str, float]:
+        passages = (self.passages * (size // len(self.passages) + 1))[:size]
+        samples = []
+        for i in range(warmup + repeats):
+            t0 = time.perf_counter()
+            self.score(self.query, passages)
+            if i >= warmup:
+                samples.append((time.perf_counter() - t0) * 1000.0)
+        out = _percentiles(samples)
+        out["docs_per_s"] = round(size / out["p50"] * 1000.0, 1)
+        return out
+
+    def round(self) -> dict[str, float | None]:
+        """One call on ``paired_size`` candidates, after an untimed one (see Classifier)."""
+        passages = self.passages[: self.paired_size]
+        self.score(self.query, passages)
+        t0 = time.perf_counter()
+        self.score(self.query, passages)
+        return {"rerank_ms": (time.perf_counter() - t0) * 1000.0}
+
+
+def run_reranker(job: dict[str, Any]) -> dict[str, Any]:
+    """Latency per candidate count of one reranker arm."""
+    _pin(job.get("cores"))
+    arm = Reranker(job)
+    out: dict[str, Any] = dict(arm.cold)
+    if job.get("repeats"):
+        warmup = job.get("warmup", 3)
+        out["rerank"] = {
+            str(size): arm.latency(size, max(job["repeats"] * 10 // size, 5), warmup)
+            for size in job["sizes"]
+        }
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
 PREDICTORS = {
     "artifact": _runtime_predictor,
     "torch": _torch_predictor,
@@ -306,7 +394,7 @@ def run_paired(job: dict[str, Any]) -> dict[str, Any]:
     for sub in job["arms"]:
         sub = {**sub, "repeats": job["repeats"]}  # generator arms build their prompt then
         try:
-            arms.append(GENERATORS.get(sub["kind"], Classifier)(sub))
+            arms.append(ARMS.get(sub["kind"], Classifier)(sub))
             errors.append(None)
         except Exception as exc:  # one arm's failure is data; the others still run
             arms.append(None)
@@ -323,9 +411,15 @@ def run_paired(job: dict[str, Any]) -> dict[str, Any]:
     return {"arms": [{"error": e, "samples": s} for e, s in zip(errors, samples, strict=True)]}
 
 
+ARMS: dict[str, Any] = {**GENERATORS, **dict.fromkeys(RERANKERS, Reranker)}
+"""Arm classes by job kind; classifier kinds fall through to :class:`Classifier`."""
+
+
 def run(job: dict[str, Any]) -> dict[str, Any]:
     if job["kind"] == "paired":
         return run_paired(job)
+    if job["kind"] in RERANKERS:
+        return run_reranker(job)
     if job["kind"] in GENERATORS:
         return run_generator(job)
     _pin(job.get("cores"))

@@ -143,23 +143,37 @@ def command(
     and generation (tg) tokens/s through the kdedge runtime, and through raw
     llama-cpp-python on the same file with the same threads, with runtime/raw ratios.
 
+    A rerank bundle gets one query against 10, 50 and 100 candidates per artifact
+    (p50/p95 ms, documents/s), beside each --compare-torch cross-encoder (the teacher, the
+    student); --data is then a query-group file (`kdedge rerank candidates` writes one).
+
     \b
     Examples:
       kdedge bench bundle/ --target lambda-1024 --target intel-cpu \\
           --compare-torch student/ --data test.jsonl --json bench.json --report bench.md
       kdedge bench llm-bundle/ --target cpu --pp 512 --tg 128 --report llm-bench.md
+      kdedge bench rerank-bundle/ --target lambda-1769 --compare-torch teacher/ \
+          --compare-torch student/ --data test_groups.jsonl --report rerank-bench.md
       kdedge bench bundle/ --target intel-cpu --target intel-cpu-avx2 --apply
     """
     from kdedge.atomic import atomic_write_text
     from kdedge.bench.explain import quantization_notes
     from kdedge.bench.harness import bench
     from kdedge.bench.record import apply_report
-    from kdedge.bench.report import generation_rows, is_generation, markdown, plot, table_rows
+    from kdedge.bench.report import (
+        generation_rows,
+        is_generation,
+        is_rerank,
+        markdown,
+        plot,
+        rerank_rows,
+        table_rows,
+    )
     from kdedge.errors import ConfigError
     from kdedge.runtimes.bundle import read_manifest
     from kdedge.runtimes.selection import choose_artifact
 
-    if png_out and read_manifest(bundle).task == "generate":
+    if png_out and read_manifest(bundle).task != "intent":
         raise ConfigError("--plot draws classifier accuracy against latency; drop it here")
 
     result = bench(
@@ -195,6 +209,8 @@ def command(
         plot(result, png_out)
     if is_generation(result):
         _print_generation_tables(result, generation_rows(result))
+    elif is_rerank(result):
+        _print_rerank_tables(result, rerank_rows(result))
     else:
         _print_tables(result, table_rows(result))
     _print_paired(result)
@@ -285,6 +301,32 @@ def _print_generation_tables(result: dict, rows: list[list[str]]) -> None:
             table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
         for r in mine:
             table.add_row(*(r[j] for _, j in GEN_TERMINAL))
+            if r[-1]:
+                table.add_row(f"[red]error: {r[-1]}[/]")
+        stdout.print(table)
+
+
+def _print_rerank_tables(result: dict, rows: list[list[str]]) -> None:
+    """One table per target: latency per candidate count, documents/s, cold start, RSS."""
+    from rich import box
+    from rich.table import Table
+
+    from kdedge.bench.report import headers
+
+    cols = headers(result)
+    keep = [i for i, c in enumerate(cols) if c not in ("target", "size MB", "error")]
+    for target in result["targets"]:
+        mine = [r for r in rows if r[0] == target]
+        if not mine:
+            continue
+        table = Table(
+            title=f"{target}: ms per query by candidate count, cold start in ms, RSS in MB",
+            box=box.SIMPLE_HEAD,
+        )
+        for n, i in enumerate(keep):
+            table.add_column(cols[i], justify="left" if n == 0 else "right", no_wrap=n == 0)
+        for r in mine:
+            table.add_row(*(r[i] for i in keep))
             if r[-1]:
                 table.add_row(f"[red]error: {r[-1]}[/]")
         stdout.print(table)

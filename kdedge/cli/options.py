@@ -118,7 +118,7 @@ def open_runtime(
 
     If loading fails, the teacher client and ``log`` opened for it are closed again.
     """
-    from kdedge.runtimes.runtime import load
+    from kdedge.runtimes.loader import load
 
     teacher = open_teacher(teacher_url, teacher_model, teacher_key_env, teacher_timeout)
     try:

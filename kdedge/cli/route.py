@@ -97,9 +97,9 @@ def fit(
           --teacher kdedge+http://127.0.0.1:8081 --test-data test.jsonl --apply
     """
     from kdedge.data.io import load_examples
+    from kdedge.runtimes.loader import load
     from kdedge.runtimes.routefit import collect, evaluate_thresholds, fit_thresholds
-    from kdedge.runtimes.router import RouterPolicy
-    from kdedge.runtimes.runtime import load, read_policy
+    from kdedge.runtimes.router import RouterPolicy, read_policy
 
     rt = load(bundle, artifact=artifact)
     base = read_policy(None, rt.manifest)

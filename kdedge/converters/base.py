@@ -45,9 +45,10 @@ class ConvertInput:
     """What every converter receives: the torch model in fp32 on the CPU, and data."""
 
     classifier: Classifier
-    calibration_texts: Sequence[str]
+    calibration_texts: Sequence[str | tuple[str, str]]  # (query, passage) for a cross-encoder
     options: ExportOptions = field(default_factory=ExportOptions)
     workdir: Path | None = None  # scratch space shared by the converters of one export
+    inputs: tuple[str, ...] = ("input_ids", "attention_mask")  # the graph's, in order
 
     def scratch(self, name: str) -> Path:
         assert self.workdir is not None

@@ -24,7 +24,7 @@ from onnxruntime.quantization import (
 )
 
 from kdedge.converters.base import Converted, ConvertInput, Tolerance
-from kdedge.converters.trace import INPUTS, LogitsOnly, example_batch, numpy_batches, quiet_tracing
+from kdedge.converters.trace import example_batch, graph_of, numpy_batches, quiet_tracing
 from kdedge.errors import ConfigError, ModelError
 
 MODEL_FILE = "model.onnx"
@@ -35,19 +35,19 @@ INT8_OPS = ["MatMul", "Gather"]
 def export_fp32(inp: ConvertInput, path: Path) -> Path:
     """Export the classifier to ``path``; reused by the INT8 converters as their input."""
     clf = inp.classifier
-    model = LogitsOnly(clf.model.eval().float().cpu())
+    model = graph_of(clf.model.eval().float().cpu(), inp.inputs)
     batch = torch.export.Dim("batch")
     sequence = torch.export.Dim("sequence")
-    shapes = {name: {0: batch, 1: sequence} for name in INPUTS}
+    shapes = {name: {0: batch, 1: sequence} for name in inp.inputs}
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     path.parent.mkdir(parents=True, exist_ok=True)
     with quiet_tracing():
         try:
             torch.onnx.export(
                 model,
-                example_batch(clf),
+                example_batch(clf, inp.inputs),
                 str(path),
-                input_names=list(INPUTS),
+                input_names=list(inp.inputs),
                 output_names=["logits"],
                 dynamic_shapes=shapes,
                 opset_version=inp.options.opset,
@@ -118,7 +118,9 @@ class _Reader(CalibrationDataReader):
 
     def __init__(self, inp: ConvertInput) -> None:
         texts = list(inp.calibration_texts)[: inp.options.calibration_size]
-        self._feeds: Iterator[dict] = numpy_batches(inp.classifier, texts, batch_size=1)
+        self._feeds: Iterator[dict] = numpy_batches(
+            inp.classifier, texts, batch_size=1, inputs=inp.inputs
+        )
 
     def get_next(self) -> dict | None:
         return next(self._feeds, None)

@@ -22,7 +22,7 @@ import nncf
 import openvino as ov
 
 from kdedge.converters.base import Converted, ConvertInput, Tolerance
-from kdedge.converters.trace import INPUTS, LogitsOnly, example_batch, numpy_batches, quiet_tracing
+from kdedge.converters.trace import example_batch, graph_of, numpy_batches, quiet_tracing
 from kdedge.errors import ConfigError, ModelError
 
 MODEL_FILE = "model.xml"
@@ -39,15 +39,15 @@ def _quiet() -> Iterator[None]:
 def _fp32_model(inp: ConvertInput) -> Any:
     """Convert the torch classifier to an in-memory ov.Model with named inputs/outputs."""
     clf = inp.classifier
-    ids, mask = example_batch(clf)
+    example = example_batch(clf, inp.inputs)
     with quiet_tracing():
         try:
             model = ov.convert_model(
-                LogitsOnly(clf.model.eval().float().cpu()), example_input=(ids, mask)
+                graph_of(clf.model.eval().float().cpu(), inp.inputs), example_input=example
             )
         except Exception as exc:
             raise ModelError(f"openvino.convert_model failed for {clf.path}: {exc}") from exc
-    for port, name in zip(model.inputs, INPUTS, strict=True):
+    for port, name in zip(model.inputs, inp.inputs, strict=True):
         port.get_tensor().set_names({name})
     model.outputs[0].get_tensor().set_names({"logits"})
     return model
@@ -82,7 +82,8 @@ class OpenVinoInt8Static:
                 "statistics); or choose openvino-int8-wo (weights only), which needs none"
             )
         texts = list(inp.calibration_texts)[: inp.options.calibration_size]
-        feeds = [[f[n] for n in INPUTS] for f in numpy_batches(inp.classifier, texts)]
+        batches = numpy_batches(inp.classifier, texts, inputs=inp.inputs)
+        feeds = [[f[n] for n in inp.inputs] for f in batches]
         with _quiet():
             model = nncf.quantize(
                 _fp32_model(inp),

@@ -24,7 +24,7 @@ import numpy as np
 
 from kdedge.converters.base import Tolerance
 from kdedge.distill.calibration import expected_calibration_error
-from kdedge.distill.metrics import softmax
+from kdedge.distill.probability import softmax
 from kdedge.errors import ModelError
 from kdedge.runtimes.backends import open_backend
 from kdedge.runtimes.backends.llamacpp import run_worker

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from kdedge.atomic import atomic_write
-from kdedge.distill.metrics import negative_log_likelihood, softmax, validate_gold, validate_probs
+from kdedge.distill.probability import (
+    negative_log_likelihood,
+    softmax,
+    validate_gold,
+    validate_probs,
+)
 from kdedge.errors import ConfigError, DataError
 from kdedge.extras import require
 

@@ -20,7 +20,7 @@ from kdedge.distill.calibration import CalibrationResult, calibrate, plot_reliab
 from kdedge.distill.device import Placement
 from kdedge.distill.gates import GateReport, Gates, check_gates
 from kdedge.distill.inference import encode, pad_batch, predict_logits
-from kdedge.distill.metrics import classification_report, softmax
+from kdedge.distill.metrics import classification_report
 from kdedge.distill.models import (
     Classifier,
     load_classifier,
@@ -28,6 +28,7 @@ from kdedge.distill.models import (
     size_on_disk,
     update_meta,
 )
+from kdedge.distill.probability import softmax
 from kdedge.distill.taxonomy import Taxonomy
 from kdedge.errors import DataError
 from kdedge.progress import Tracker, silent

@@ -19,8 +19,8 @@ from kdedge.data.labels import LabelSet
 from kdedge.distill.cache import LogitCache, TeacherKey
 from kdedge.distill.device import Placement
 from kdedge.distill.inference import predict_logits
-from kdedge.distill.metrics import mean_entropy, softmax
 from kdedge.distill.models import fingerprint, load_classifier, tokenizer_fingerprint
+from kdedge.distill.probability import mean_entropy, softmax
 from kdedge.errors import ConfigError, ModelError
 from kdedge.progress import Tracker, silent
 

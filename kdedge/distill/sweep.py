@@ -381,8 +381,9 @@ def _judge(
     model (a student); otherwise the model's stored one is used (a teacher is never
     rewritten)."""
     from kdedge.distill.evaluation import predict_labeled, save_calibration
-    from kdedge.distill.metrics import classification_report, softmax
+    from kdedge.distill.metrics import classification_report
     from kdedge.distill.oos import fit_oos_threshold, oos_metrics
+    from kdedge.distill.probability import softmax
     from kdedge.distill.taxonomy import Taxonomy
 
     clf, _, val_logits, val_gold = predict_labeled(

@@ -38,8 +38,9 @@ from kdedge.distill.losses import (
     kd_loss,
     rare_class_weights,
 )
-from kdedge.distill.metrics import classification_report, mean_entropy, softmax
+from kdedge.distill.metrics import classification_report
 from kdedge.distill.models import Classifier, save_classifier
+from kdedge.distill.probability import mean_entropy, softmax
 from kdedge.errors import ConfigError, DataError
 from kdedge.progress import Tracker, silent
 

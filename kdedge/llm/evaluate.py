@@ -180,7 +180,7 @@ def _rows_with_evidence(rows: list[dict[str, Any]], catalog: Any) -> list[dict[s
 
 
 def _bundle_generator(bundle: Any, artifact: str | None, threads: int | None) -> tuple:
-    from kdedge.runtimes.runtime import load
+    from kdedge.runtimes.loader import load
 
     rt = load(bundle, artifact=artifact, threads=threads)
     if not hasattr(rt, "generate"):

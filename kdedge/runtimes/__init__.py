@@ -9,6 +9,9 @@
     gen = load("llm-bundle/")             # a `generate` bundle: a GenerationRuntime
     g = gen.generate("Is Nana in stock?", ["Nana vol. 1 | paperback | in stock"])
 
+    rr = load("rerank-bundle/")           # a `rerank` bundle: a RerankRuntime
+    r = rr.rerank("how do I cross out text?", passages, top_k=3)
+
 Depends on numpy, tokenizers and the engine of the chosen artifact (onnxruntime, OpenVINO
 or llama.cpp), plus httpx/tenacity for the teacher fallback and prometheus_client for
 ``kdedge serve``. It never imports torch, transformers, optimum, click or rich
@@ -22,20 +25,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "load": "kdedge.runtimes.runtime",
+    "load": "kdedge.runtimes.loader",
     "Runtime": "kdedge.runtimes.runtime",
-    "Prediction": "kdedge.runtimes.runtime",
+    "Prediction": "kdedge.runtimes.prediction",
     "GenerationRuntime": "kdedge.runtimes.generate",
     "Generation": "kdedge.runtimes.generate",
-    "GenerationPolicy": "kdedge.runtimes.generate",
+    "GenerationPolicy": "kdedge.runtimes.generation_router",
+    "RerankRuntime": "kdedge.runtimes.rerank",
+    "Reranking": "kdedge.runtimes.rerank",
+    "RerankPolicy": "kdedge.runtimes.rerank",
     "Router": "kdedge.runtimes.router",
     "RouterPolicy": "kdedge.runtimes.router",
     "TieredLog": "kdedge.runtimes.requestlog",
-    "FallbackAnswer": "kdedge.runtimes.fallback",
-    "FallbackError": "kdedge.runtimes.fallback",
-    "FallbackTarget": "kdedge.runtimes.fallback",
-    "OpenAIClient": "kdedge.runtimes.fallback",
-    "KdedgeClient": "kdedge.runtimes.fallback",
+    "FallbackAnswer": "kdedge.runtimes.fallback_target",
+    "FallbackError": "kdedge.runtimes.fallback_target",
+    "FallbackTarget": "kdedge.runtimes.fallback_target",
+    "OpenAIClient": "kdedge.runtimes.teachers",
+    "KdedgeClient": "kdedge.runtimes.teachers",
     "open_fallback": "kdedge.runtimes.fallback",
 }
 
@@ -49,6 +55,9 @@ __all__ = [
     "KdedgeClient",
     "OpenAIClient",
     "Prediction",
+    "RerankPolicy",
+    "RerankRuntime",
+    "Reranking",
     "Router",
     "RouterPolicy",
     "Runtime",
@@ -58,18 +67,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from kdedge.runtimes.fallback import (
-        FallbackAnswer,
-        FallbackError,
-        FallbackTarget,
-        KdedgeClient,
-        OpenAIClient,
-        open_fallback,
-    )
-    from kdedge.runtimes.generate import Generation, GenerationPolicy, GenerationRuntime
+    from kdedge.runtimes.fallback import open_fallback
+    from kdedge.runtimes.fallback_target import FallbackAnswer, FallbackError, FallbackTarget
+    from kdedge.runtimes.generate import Generation, GenerationRuntime
+    from kdedge.runtimes.generation_router import GenerationPolicy
+    from kdedge.runtimes.loader import load
+    from kdedge.runtimes.prediction import Prediction
     from kdedge.runtimes.requestlog import TieredLog
+    from kdedge.runtimes.rerank import Reranking, RerankPolicy, RerankRuntime
     from kdedge.runtimes.router import Router, RouterPolicy
-    from kdedge.runtimes.runtime import Prediction, Runtime, load
+    from kdedge.runtimes.runtime import Runtime
+    from kdedge.runtimes.teachers import KdedgeClient, OpenAIClient
 
 
 def __getattr__(name: str) -> Any:

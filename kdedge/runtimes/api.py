@@ -5,6 +5,12 @@ Request: ``{"text": "..."}`` or ``{"texts": ["...", ...]}``, optionally with
 probabilities) and ``"top_k": N``. Response: one prediction object for ``text``,
 ``{"results": [...]}`` for ``texts``; errors are ``{"error": "..."}`` with status 400.
 
+A rerank bundle takes ``{"query": "...", "documents": ["...", ...]}`` (the shape of
+OpenAI-compatible and llama.cpp ``/rerank`` servers; ``"passages"`` is accepted too),
+optionally with ``"top_n"`` (``"top_k"``), ``"return_documents": true`` and ``"route":
+false``; the response is ``{"results": [{"index", "relevance_score"}, ...], "route",
+"reason", ...}``, best first.
+
 A generate bundle takes one question per request: ``{"text": "...", "evidence": ["catalog
 line", ...]}``, optionally with ``"route": false``, ``"max_tokens": N`` and ``"logprobs":
 true`` (each answer token's log-probability); the response is one generation object.
@@ -16,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from kdedge.errors import DataError
 from kdedge.runtimes.generate import GenerationRuntime
+from kdedge.runtimes.rerank import RerankRuntime
 
 if TYPE_CHECKING:
     from kdedge.runtimes.runtime import Runtime
@@ -111,12 +118,64 @@ def handle_generate(runtime: GenerationRuntime, payload: Any) -> tuple[int, dict
     return 200, generation.to_dict(logprobs=options["logprobs"])
 
 
+def parse_rerank_request(
+    payload: Any, max_candidates: int
+) -> tuple[str, list[str], dict[str, Any]]:
+    """Validate a rerank request body: (query, documents, options)."""
+    if not isinstance(payload, dict):
+        raise BadRequest('the body must be a JSON object: {"query": "...", "documents": [...]}')
+    docs_key = "passages" if "passages" in payload and "documents" not in payload else "documents"
+    top_key = "top_k" if "top_k" in payload and "top_n" not in payload else "top_n"
+    known = {"query", docs_key, top_key, "return_documents", "route", "model"}
+    unknown = set(payload) - known
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+    query = payload.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest('"query" must be a non-empty string')
+    if len(query) > MAX_TEXT_CHARS:
+        raise BadRequest(f'"query" has {len(query)} characters; the limit is {MAX_TEXT_CHARS}')
+    docs = payload.get(docs_key)
+    if not isinstance(docs, list) or not docs:
+        raise BadRequest(f'"{docs_key}" must be a non-empty list of strings')
+    if len(docs) > max_candidates:
+        raise BadRequest(
+            f'"{docs_key}" holds {len(docs)} items; the limit is {max_candidates} per request'
+        )
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, str) or not doc.strip():
+            raise BadRequest(f'"{docs_key}"[{i}] must be a non-empty string')
+        if len(doc) > MAX_TEXT_CHARS:
+            raise BadRequest(
+                f'"{docs_key}"[{i}] has {len(doc)} characters; the limit is {MAX_TEXT_CHARS}'
+            )
+    top_n = payload.get(top_key)
+    if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
+        raise BadRequest(f'"{top_key}" must be a positive integer')
+    route, documents = payload.get("route", True), payload.get("return_documents", False)
+    if not isinstance(route, bool) or not isinstance(documents, bool):
+        raise BadRequest('"route" and "return_documents" must be true or false')
+    return query, docs, {"top_k": top_n, "route": route, "return_documents": documents}
+
+
+def handle_rerank(runtime: RerankRuntime, payload: Any) -> tuple[int, dict]:
+    """Serve one rerank request body: (HTTP status, JSON-ready response)."""
+    try:
+        query, docs, options = parse_rerank_request(payload, runtime.max_candidates)
+    except BadRequest as exc:
+        return 400, {"error": str(exc)}
+    ranking = runtime.rerank(query, docs, options["top_k"], route=options["route"])
+    return 200, ranking.to_dict(docs if options["return_documents"] else None)
+
+
 def handle_predict(
-    runtime: Runtime | GenerationRuntime, payload: Any, max_batch: int = MAX_BATCH
+    runtime: Runtime | GenerationRuntime | RerankRuntime, payload: Any, max_batch: int = MAX_BATCH
 ) -> tuple[int, dict]:
     """Serve one request body: (HTTP status, JSON-ready response)."""
     if isinstance(runtime, GenerationRuntime):
         return handle_generate(runtime, payload)
+    if isinstance(runtime, RerankRuntime):
+        return handle_rerank(runtime, payload)
     try:
         texts, single, options = parse_request(payload, max_batch)
     except BadRequest as exc:
@@ -126,7 +185,7 @@ def handle_predict(
     return 200, results[0] if single else {"results": results}
 
 
-def health(runtime: Runtime | GenerationRuntime) -> dict[str, Any]:
+def health(runtime: Runtime | GenerationRuntime | RerankRuntime) -> dict[str, Any]:
     info = runtime.info()
     return {
         "status": "ok",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kdedge.runtimes.fallback import FallbackTarget
+    from kdedge.runtimes.fallback_target import FallbackTarget
     from kdedge.runtimes.requestlog import TieredLog
 
 

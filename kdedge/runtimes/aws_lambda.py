@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.runtimes.api import handle_predict, health
-from kdedge.runtimes.runtime import Runtime, load
+from kdedge.runtimes.loader import load
+from kdedge.runtimes.runtime import Runtime
 
 _runtime: Runtime | None = None
 _lock = threading.Lock()

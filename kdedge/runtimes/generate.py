@@ -38,11 +38,9 @@ off), and the classifier router's budget (20% over the last 1,000 decisions).
 from __future__ import annotations
 
 import os
-import re
 import string
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,44 +49,20 @@ from typing import TYPE_CHECKING, Any
 from kdedge.errors import ConfigError, KdedgeError, ModelError
 from kdedge.runtimes.attached import Attached
 from kdedge.runtimes.bundle import MANIFEST, Artifact, Manifest, verify_files
-from kdedge.runtimes.router import (
-    ANSWER,
-    CLARIFY,
-    FALLBACK,
-    ROUTES,
-    RouterPolicy,
-    _Budget,
-    plan_route,
+from kdedge.runtimes.generation_router import (
+    GenerationPolicy,
+    GenerationRouter,
+    read_generation_policy,
 )
+from kdedge.runtimes.router import RouterPolicy
 from kdedge.runtimes.selection import choose_artifact
 
 if TYPE_CHECKING:
     from kdedge.runtimes.backends.llamacpp import GenerationResult, LlamaCppGenerator
-    from kdedge.runtimes.fallback import FallbackAnswer, FallbackTarget
+    from kdedge.runtimes.fallback_target import FallbackAnswer, FallbackTarget
     from kdedge.runtimes.requestlog import TieredLog
 
 NO_EVIDENCE = "(no matching catalog records)"  # the evidence line of a question with none
-CLARIFY_TEXT = (
-    "I'm not sure I can answer that correctly. Could you add a detail, such as the title, "
-    "the volume or the edition you mean?"
-)
-DEFAULT_ROUTER: dict[str, Any] = {
-    "confidence_threshold": 0.5,
-    "min_token_prob": 0.0,
-    "low_confidence_action": "fallback",
-    "risk_patterns": [
-        r"\brefund",
-        r"\b(payment|charged?|chargeback|billing)\b",
-        r"\b(lawyer|legal|sue|lawsuit|fraud)\b",
-    ],
-    "max_fallback_rate": 0.2,
-    "budget_window": 1000,
-    "budget_min_events": 20,
-}
-# keys of a generate bundle's router section that RouterPolicy does not have
-GENERATION_KEYS = frozenset({"min_token_prob", "clarify_text"})
-# RouterPolicy keys that describe a classifier's labels; meaningless for a generator
-LABEL_KEYS = ("risk_labels", "risk_threshold", "clarify_top_k")
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -156,109 +130,6 @@ def user_turn(template: str, question: str, evidence: Sequence[str] = ()) -> str
     """The user message: the template filled with the evidence lines and the question."""
     lines = "\n".join(f"- {e}" for e in evidence) if evidence else NO_EVIDENCE
     return template.format(evidence=lines, question=question.strip())
-
-
-# ----------------------------------------------------------------------------- policy
-
-
-@dataclass(frozen=True)
-class GenerationPolicy:
-    """A :class:`RouterPolicy` (thresholds on the answer's geometric-mean token probability,
-    risk rules, budget) plus the two settings only a generator has."""
-
-    router: RouterPolicy
-    min_token_prob: float = 0.0
-    clarify_text: str = CLARIFY_TEXT
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_token_prob <= 1.0:
-            raise ConfigError(f"router min_token_prob must be in [0, 1], got {self.min_token_prob}")
-        if self.router.risk_labels:
-            raise ConfigError(
-                "router risk_labels do not apply to a generate bundle (it has no labels); "
-                "route risky questions with risk_patterns"
-            )
-        if not self.clarify_text.strip():
-            raise ConfigError("router clarify_text must not be empty")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "router policy") -> GenerationPolicy:
-        """``data`` over :data:`DEFAULT_ROUTER`."""
-        merged = {**DEFAULT_ROUTER, **data}
-        extra = {k: merged.pop(k) for k in GENERATION_KEYS if k in merged}
-        try:
-            return cls(RouterPolicy.from_dict(merged, where), **extra)
-        except TypeError as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.router.to_dict().items() if k not in LABEL_KEYS}
-        return {**d, "min_token_prob": self.min_token_prob, "clarify_text": self.clarify_text}
-
-
-def read_generation_policy(
-    source: GenerationPolicy | RouterPolicy | Mapping[str, Any] | str | Path | None,
-    manifest: Manifest,
-) -> GenerationPolicy:
-    """The policy: given, read from a JSON file, or the manifest's ``router`` section; keys
-    missing from it come from :data:`DEFAULT_ROUTER`."""
-    from kdedge.runtimes.runtime import read_policy_data
-
-    if isinstance(source, GenerationPolicy):
-        return source
-    if isinstance(source, RouterPolicy):
-        return GenerationPolicy(source)
-    if source is None:
-        return GenerationPolicy.from_dict(manifest.router, "manifest.json router")
-    return GenerationPolicy.from_dict(*read_policy_data(source))
-
-
-class GenerationRouter:
-    """Routes generations; thread-safe (the budget window is shared). Its :meth:`stats`
-    have the shape of :meth:`Router.stats`."""
-
-    def __init__(self, policy: GenerationPolicy) -> None:
-        self.policy = policy
-        self._rules = [re.compile(p, re.IGNORECASE) for p in policy.router.risk_patterns]
-        p = policy.router
-        self._budget = _Budget(p.budget_window, p.max_fallback_rate, p.budget_min_events)
-        self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str]] = Counter()
-
-    def rule_hits(self, question: str) -> tuple[str, ...]:
-        return tuple(rule.pattern for rule in self._rules if rule.search(question))
-
-    def decide(
-        self, hits: tuple[str, ...], confidence: float | None, min_prob: float | None
-    ) -> tuple[str, str]:
-        """(route, reason) of one question, recorded in the budget window and the counts.
-
-        ``confidence`` and ``min_prob`` are None when the student said nothing (or was not
-        asked): that is never confident.
-        """
-        score = -1.0 if confidence is None or min_prob is None else confidence
-        if min_prob is not None and min_prob < self.policy.min_token_prob:
-            score = -1.0  # one token the model barely believed fails stage 2 on its own
-        code = plan_route(score, False, bool(hits), self.policy.router)
-        with self._lock:
-            if code == FALLBACK:
-                reason = "risk_rule" if hits else "low_confidence"
-                if not self._budget.allow():
-                    code, reason = CLARIFY, "budget_exceeded"
-            else:
-                reason = "confident" if code == ANSWER else "low_confidence"
-            self._budget.add(code == FALLBACK)
-            self._counts[ROUTES[code], reason] += 1
-        return ROUTES[code], reason
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "decisions": {f"{r}:{why}": n for (r, why), n in self._counts.items()},
-                "budget_exceeded": self._counts.get(("clarify", "budget_exceeded"), 0),
-                "window_fallback_rate": round(float(self._budget.current_rate), 4),
-                "window_events": len(self._budget.events),
-            }
 
 
 # ----------------------------------------------------------------------------- results
@@ -607,13 +478,9 @@ def load_generation(
 
 
 __all__ = [
-    "DEFAULT_ROUTER",
     "Generation",
     "GenerationConfig",
-    "GenerationPolicy",
-    "GenerationRouter",
     "GenerationRuntime",
     "load_generation",
-    "read_generation_policy",
     "user_turn",
 ]

@@ -35,14 +35,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kdedge import __version__
-from kdedge.runtimes.fallback import (
-    _RAW_LIMIT,
-    _RETRYABLE,
+from kdedge.runtimes.fallback_target import (
     KINDS,
+    RAW_LIMIT,
+    RETRYABLE,
     FallbackAnswer,
     FallbackError,
-    _BadContent,
-    _one_line,
+    one_line,
 )
 from kdedge.runtimes.resilience import (
     BreakerTicket,
@@ -51,9 +50,10 @@ from kdedge.runtimes.resilience import (
     RetryPolicy,
     parse_retry_after,
 )
+from kdedge.runtimes.teacher_reply import BadContent
 
 
-def _import_httpx() -> ModuleType:
+def import_httpx() -> ModuleType:
     """``import httpx`` without its optional command-line client.
 
     httpx's ``__init__`` imports ``httpx._main`` whenever click, rich and pygments are
@@ -77,15 +77,16 @@ def _import_httpx() -> ModuleType:
 if TYPE_CHECKING:
     import httpx
 else:
-    httpx = _import_httpx()
+    httpx = import_httpx()
 
 log = logging.getLogger("kdedge.fallback")
 
 # Failures that say the teacher is unavailable, and so count against the circuit breaker.
 # A teacher that answered (even with a 4xx, a bad label or unparseable content) is up.
-_UNAVAILABLE = _RETRYABLE
+_UNAVAILABLE = RETRYABLE
 _MAX_BODY = 4 * 1024 * 1024
-_FORMATS = ("json_schema", "json_object", "off")
+RESPONSE_FORMATS = ("json_schema", "json_object", "off")
+"""Structured-output modes, strictest first; a call steps down when a server refuses one."""
 
 
 def _check_labels(labels: Sequence[str]) -> tuple[str, ...]:
@@ -109,10 +110,10 @@ def _error_snippet(body: bytes) -> str:
             error = error.get("message", error)
         if error is not None:
             text = str(error)
-    return _one_line(text)[:200]
+    return one_line(text)[:200]
 
 
-def _display_url(url: httpx.URL) -> str:
+def display_url(url: httpx.URL) -> str:
     """The URL without user info, for names and messages."""
     return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}".rstrip("/")
 
@@ -136,24 +137,28 @@ def _ssl_verify(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
 
 
 @dataclass
-class _Response:
+class Response:
+    """One HTTP reply, read whole (bounded by the body limit)."""
+
     status: int
     headers: httpx.Headers
     body: bytes
 
 
 @dataclass
-class _Outcome:
+class Outcome:
+    """What a client made of a reply: a label, a text, and the raw content."""
+
     label: str | None
     text: str | None
     raw: str
 
 
 @dataclass
-class _Call:
+class Call:
     """Mutable state of one call, across its attempts."""
 
-    level: int = len(_FORMATS) - 1
+    level: int = len(RESPONSE_FORMATS) - 1
     attempts: int = 0
     retries: int = 0
     prompt_tokens: int = 0
@@ -178,7 +183,7 @@ class _Stats:
         with self._lock:
             self.in_flight += 1
 
-    def end(self, call: _Call, latency_ms: float, cost: float, kind: str | None) -> None:
+    def end(self, call: Call, latency_ms: float, cost: float, kind: str | None) -> None:
         with self._lock:
             self.in_flight -= 1
             self.calls += 1
@@ -210,10 +215,10 @@ class _Stats:
             }
 
 
-_C = TypeVar("_C", bound="_ResilientClient")
+_C = TypeVar("_C", bound="ResilientClient")
 
 
-class _ResilientClient:
+class ResilientClient:
     """HTTP plumbing, retries, breaker, limit and stats shared by the fallback clients."""
 
     _price_prompt = 0.0
@@ -239,11 +244,11 @@ class _ResilientClient:
     ) -> None:
         self.source = source
         self.name = source
-        _require(timeout > 0, f"timeout must be > 0 s, got {timeout}")
-        _require(max_retries >= 0, f"max_retries must be >= 0, got {max_retries}")
-        _require(backoff >= 0 and backoff_max >= 0, "backoff and backoff_max must be >= 0")
-        _require(breaker_reset_s >= 0, f"breaker_reset_s must be >= 0, got {breaker_reset_s}")
-        _require(max_concurrency >= 1, f"max_concurrency must be >= 1, got {max_concurrency}")
+        ensure(timeout > 0, f"timeout must be > 0 s, got {timeout}")
+        ensure(max_retries >= 0, f"max_retries must be >= 0, got {max_retries}")
+        ensure(backoff >= 0 and backoff_max >= 0, "backoff and backoff_max must be >= 0")
+        ensure(breaker_reset_s >= 0, f"breaker_reset_s must be >= 0, got {breaker_reset_s}")
+        ensure(max_concurrency >= 1, f"max_concurrency must be >= 1, got {max_concurrency}")
         self.base_url = base_url
         self.timeout = float(timeout)
         self.policy = RetryPolicy(max_retries, backoff, backoff_max)
@@ -376,7 +381,7 @@ class _ResilientClient:
         )
 
     def _transport_error(self, exc: httpx.HTTPError) -> FallbackError:
-        where = _display_url(self.base_url)
+        where = display_url(self.base_url)
         if isinstance(exc, httpx.TimeoutException):
             return self._error(
                 "timeout",
@@ -399,7 +404,7 @@ class _ResilientClient:
             fix="check that the teacher is running and reachable",
         )
 
-    def _status_error(self, resp: _Response, path: str) -> FallbackError | None:
+    def _status_error(self, resp: Response, path: str) -> FallbackError | None:
         status = resp.status
         if 200 <= status < 300:
             return None
@@ -444,7 +449,7 @@ class _ResilientClient:
                 fix="use the final URL as the fallback URL",
                 status=status,
             )
-        fix = f"check the URL ({_display_url(self.base_url)}{path})" if status == 404 else ""
+        fix = f"check the URL ({display_url(self.base_url)}{path})" if status == 404 else ""
         return self._error("http_4xx", f"HTTP {status}: {snippet}", fix=fix, status=status)
 
     # -- transport
@@ -462,7 +467,7 @@ class _ResilientClient:
                 fix="raise the fallback timeout or check the teacher's load",
             )
 
-    def _send(self, call: _Call, path: str, payload: dict[str, Any]) -> _Response:
+    def _send(self, call: Call, path: str, payload: dict[str, Any]) -> Response:
         client = self._sync_client()
         call.attempts += 1
         deadline = time.monotonic() + self.timeout
@@ -473,22 +478,22 @@ class _ResilientClient:
                 for chunk in resp.iter_bytes():
                     body += chunk
                     self._check_body(body, deadline)
-                return _Response(resp.status_code, resp.headers, bytes(body))
+                return Response(resp.status_code, resp.headers, bytes(body))
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
 
-    async def _asend(self, call: _Call, path: str, payload: dict[str, Any]) -> _Response:
+    async def _asend(self, call: Call, path: str, payload: dict[str, Any]) -> Response:
         client = self._async_client()
         call.attempts += 1
         deadline = time.monotonic() + self.timeout
 
-        async def fetch() -> _Response:
+        async def fetch() -> Response:
             async with client.stream("POST", self._url(path), json=payload) as resp:
                 body = bytearray()
                 async for chunk in resp.aiter_bytes():
                     body += chunk
                     self._check_body(body, deadline)
-                return _Response(resp.status_code, resp.headers, bytes(body))
+                return Response(resp.status_code, resp.headers, bytes(body))
 
         try:
             return await asyncio.wait_for(fetch(), self.timeout)
@@ -503,7 +508,7 @@ class _ResilientClient:
 
     # -- the resilient call
 
-    def _on_retry(self, call: _Call, retry_state: Any) -> None:
+    def _on_retry(self, call: Call, retry_state: Any) -> None:
         call.retries += 1
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
@@ -529,7 +534,7 @@ class _ResilientClient:
     def _unexpected(self, exc: Exception) -> FallbackError:
         return self._error("malformed", f"unexpected {type(exc).__name__}: {exc}")
 
-    def _finish(self, call: _Call, start: float, kind: str | None) -> tuple[float, float]:
+    def _finish(self, call: Call, start: float, kind: str | None) -> tuple[float, float]:
         latency_ms = (time.perf_counter() - start) * 1000.0
         prompt_cost = call.prompt_tokens * self._price_prompt
         cost = (prompt_cost + call.completion_tokens * self._price_completion) / 1000.0
@@ -537,7 +542,7 @@ class _ResilientClient:
         return latency_ms, cost
 
     def _answer(
-        self, outcome: _Outcome, call: _Call, latency_ms: float, cost: float
+        self, outcome: Outcome, call: Call, latency_ms: float, cost: float
     ) -> FallbackAnswer:
         return FallbackAnswer(
             label=outcome.label,
@@ -554,10 +559,10 @@ class _ResilientClient:
     def _fail_fast(self, error: FallbackError) -> FallbackError:
         """Count a call that failed before it started (bad arguments) and return its error."""
         self._stats.begin()
-        self._finish(_Call(), time.perf_counter(), error.kind)
+        self._finish(Call(), time.perf_counter(), error.kind)
         return error
 
-    def _run(self, op: Callable[[_Call], _Outcome], call: _Call) -> FallbackAnswer:
+    def _run(self, op: Callable[[Call], Outcome], call: Call) -> FallbackAnswer:
         start = time.perf_counter()
         self._stats.begin()
         kind: str | None = "timeout"  # interrupted calls count as timed out
@@ -582,7 +587,7 @@ class _ResilientClient:
             latency_ms, cost = self._finish(call, start, kind)
         return self._answer(outcome, call, latency_ms, cost)
 
-    def _retry(self, op: Callable[[_Call], _Outcome], call: _Call) -> _Outcome:
+    def _retry(self, op: Callable[[Call], Outcome], call: Call) -> Outcome:
         for attempt in self.policy.retrying(before_sleep=lambda rs: self._on_retry(call, rs)):
             with attempt:
                 try:
@@ -593,9 +598,7 @@ class _ResilientClient:
                     raise self._unexpected(exc) from exc
         return outcome
 
-    async def _arun(
-        self, op: Callable[[_Call], Awaitable[_Outcome]], call: _Call
-    ) -> FallbackAnswer:
+    async def _arun(self, op: Callable[[Call], Awaitable[Outcome]], call: Call) -> FallbackAnswer:
         start = time.perf_counter()
         self._stats.begin()
         kind: str | None = "timeout"  # cancelled calls count as timed out
@@ -620,7 +623,7 @@ class _ResilientClient:
             latency_ms, cost = self._finish(call, start, kind)
         return self._answer(outcome, call, latency_ms, cost)
 
-    async def _aretry(self, op: Callable[[_Call], Awaitable[_Outcome]], call: _Call) -> _Outcome:
+    async def _aretry(self, op: Callable[[Call], Awaitable[Outcome]], call: Call) -> Outcome:
         async for attempt in self.policy.aretrying(
             before_sleep=lambda rs: self._on_retry(call, rs)
         ):
@@ -641,19 +644,19 @@ class _ResilientClient:
                 self._error("config", str(exc), fix="pass the label set as a list of strings")
             ) from None
 
-    def _json_body(self, resp: _Response) -> Any:
+    def _json_body(self, resp: Response) -> Any:
         try:
             return json.loads(resp.body)
         except ValueError:
-            text = resp.body[:_RAW_LIMIT].decode("utf-8", errors="replace")
+            text = resp.body[:RAW_LIMIT].decode("utf-8", errors="replace")
             raise self._error(
                 "malformed",
-                f"response is not JSON: {_one_line(text)[:80]!r}",
-                fix=f"check that {_display_url(self.base_url)} is the right kind of endpoint",
+                f"response is not JSON: {one_line(text)[:80]!r}",
+                fix=f"check that {display_url(self.base_url)} is the right kind of endpoint",
                 raw=text,
             ) from None
 
-    def _content_error(self, exc: _BadContent, raw: str, labels: Sequence[str]) -> FallbackError:
+    def _content_error(self, exc: BadContent, raw: str, labels: Sequence[str]) -> FallbackError:
         shown = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
         return self._error(
             exc.kind,
@@ -663,6 +666,7 @@ class _ResilientClient:
         )
 
 
-def _require(ok: bool, message: str) -> None:
+def ensure(ok: bool, message: str) -> None:
+    """Raise a ``config`` :class:`FallbackError` with ``message`` unless ``ok``."""
     if not ok:
         raise FallbackError("config", message, fix="fix the fallback settings")

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 from kdedge.errors import ConfigError
 
 if TYPE_CHECKING:
-    from kdedge.runtimes.runtime import Prediction
+    from kdedge.runtimes.prediction import Prediction
 
 MODES = ("tiered", "incident")
 TIERS = ("compact", "low_confidence", "fallback", "incident")

@@ -18,16 +18,21 @@ the two agree, so thresholds fitted offline route identically online).
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kdedge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kdedge.runtimes.bundle import Manifest
 
 ROUTES = ("answer", "clarify", "fallback")
 ANSWER, CLARIFY, FALLBACK = 0, 1, 2
@@ -134,7 +139,7 @@ class Decision:
 
 
 @dataclass
-class _Budget:
+class FallbackBudget:
     """Fallbacks granted over the last ``window`` decisions."""
 
     window: int
@@ -177,7 +182,7 @@ class Router:
         )
         self._rules = [re.compile(p, re.IGNORECASE) for p in policy.risk_patterns]
         self._lock = threading.Lock()
-        self._budget = _Budget(
+        self._budget = FallbackBudget(
             policy.budget_window, policy.max_fallback_rate, policy.budget_min_events
         )
         self._counts: Counter[tuple[str, str]] = Counter()
@@ -235,3 +240,33 @@ def clarifying_question(candidates: Sequence[tuple[str, float]]) -> str:
     if len(names) == 1:
         return f"Just to check: is this about {names[0]}?"
     return f"Just to check: is this about {', '.join(names[:-1])} or {names[-1]}?"
+
+
+def read_policy(
+    source: RouterPolicy | Mapping[str, Any] | str | Path | None, manifest: Manifest
+) -> RouterPolicy:
+    """The router policy: given, read from a JSON file, or the bundle manifest's defaults."""
+    if isinstance(source, RouterPolicy):
+        return source
+    if source is None:
+        return RouterPolicy.from_dict(manifest.router, "manifest.json router")
+    return RouterPolicy.from_dict(*read_policy_data(source))
+
+
+def read_policy_data(source: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
+    """A policy's keys, given inline or read from a JSON file (a `kdedge route fit` report
+    too), and where they came from, for error messages."""
+    if isinstance(source, Mapping):
+        return dict(source), "router policy"
+    path = Path(source)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"router policy file {path} does not exist") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"router policy file {path} is not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and "policy" in data:  # a `kdedge route fit` report
+        data = data["policy"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"router policy file {path} must hold a JSON object")
+    return data, str(path)

@@ -11,18 +11,16 @@ A :class:`Runtime` is thread-safe: one instance serves any number of threads. Wi
 fallback target (the teacher) it calls it for ``fallback`` routes; when that call fails the
 message is routed to ``clarify`` instead and the failure is counted, never raised.
 
-Bundles of task ``generate`` (GGUF causal LMs) load as a
-:class:`~kdedge.runtimes.generate.GenerationRuntime` instead, with the same options.
+:func:`kdedge.runtimes.load` opens a bundle of any task (:mod:`kdedge.runtimes.loader`);
+:func:`open_intent` is its entry for ``intent`` bundles.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,14 +29,20 @@ import numpy as np
 from kdedge.errors import ConfigError, KdedgeError, ModelError
 from kdedge.runtimes.attached import Attached
 from kdedge.runtimes.backends import Backend, open_backend
-from kdedge.runtimes.bundle import Artifact, Manifest, read_manifest, verify_files
-from kdedge.runtimes.router import Decision, Router, RouterPolicy, clarifying_question
+from kdedge.runtimes.bundle import Artifact, Manifest, verify_files
+from kdedge.runtimes.prediction import Prediction
+from kdedge.runtimes.router import (
+    Decision,
+    Router,
+    RouterPolicy,
+    clarifying_question,
+    read_policy,
+)
 from kdedge.runtimes.selection import choose_artifact
 from kdedge.runtimes.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
-    from kdedge.runtimes.fallback import FallbackAnswer, FallbackTarget
-    from kdedge.runtimes.generate import GenerationPolicy, GenerationRuntime
+    from kdedge.runtimes.fallback_target import FallbackAnswer, FallbackTarget
     from kdedge.runtimes.requestlog import TieredLog
 
 
@@ -49,66 +53,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One routed prediction.
-
-    ``label`` is the final answer: the student's, or the teacher's after a fallback.
-    ``confidence`` and ``probs`` are always the student's calibrated probabilities.
-    """
-
-    label: str
-    confidence: float
-    probs: np.ndarray = field(repr=False)  # [C] calibrated, in the order of labels
-    labels: tuple[str, ...] = field(repr=False)
-    route: str = "answer"  # answer | clarify | fallback
-    reason: str = "confident"
-    student_label: str = ""
-    source: str = "student"  # student | teacher
-    risk: float = 0.0
-    risk_hits: tuple[str, ...] = ()
-    candidates: tuple[tuple[str, float], ...] = ()
-    clarify: str | None = None  # the question to ask when route == "clarify"
-    fallback: FallbackAnswer | None = None
-    fallback_error: str | None = None  # the failure kind when the teacher call failed
-    latency_ms: float = 0.0
-    artifact: str = ""
-    id: str = ""
-
-    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
-        order = np.argsort(-self.probs)[:k]
-        return [(self.labels[i], float(self.probs[i])) for i in order]
-
-    def to_dict(self, *, top_k: int = 3, probs: bool = False) -> dict[str, Any]:
-        """JSON-ready view (what ``kdedge predict --json`` and ``/predict`` return)."""
-        d: dict[str, Any] = {
-            "id": self.id,
-            "label": self.label,
-            "confidence": round(self.confidence, 6),
-            "route": self.route,
-            "reason": self.reason,
-            "student_label": self.student_label,
-            "source": self.source,
-            "risk": round(self.risk, 6),
-            "top_k": [{"label": lbl, "prob": round(p, 6)} for lbl, p in self.top_k(top_k)],
-            "latency_ms": round(self.latency_ms, 3),
-            "artifact": self.artifact,
-        }
-        if self.risk_hits:
-            d["risk_hits"] = list(self.risk_hits)
-        if self.clarify is not None:
-            d["clarify"] = self.clarify
-        if self.fallback is not None:
-            d["fallback"] = self.fallback.to_dict()
-        if self.fallback_error is not None:
-            d["fallback_error"] = self.fallback_error
-        if probs:
-            d["probs"] = {
-                lbl: round(float(p), 6) for lbl, p in zip(self.labels, self.probs, strict=True)
-            }
-        return d
 
 
 class Runtime(Attached):
@@ -301,95 +245,32 @@ class Runtime(Attached):
         return {"router": self.router.stats(), **self.attached_stats()}
 
 
-def read_policy(
-    source: RouterPolicy | Mapping[str, Any] | str | Path | None, manifest: Manifest
-) -> RouterPolicy:
-    """The router policy: given, read from a JSON file, or the bundle manifest's defaults."""
-    if isinstance(source, RouterPolicy):
-        return source
-    if source is None:
-        return RouterPolicy.from_dict(manifest.router, "manifest.json router")
-    return RouterPolicy.from_dict(*read_policy_data(source))
-
-
-def read_policy_data(source: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
-    """A policy's keys, given inline or read from a JSON file (a `kdedge route fit` report
-    too), and where they came from, for error messages."""
-    if isinstance(source, Mapping):
-        return dict(source), "router policy"
-    path = Path(source)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"router policy file {path} does not exist") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"router policy file {path} is not valid JSON: {exc}") from exc
-    if isinstance(data, dict) and "policy" in data:  # a `kdedge route fit` report
-        data = data["policy"]
-    if not isinstance(data, dict):
-        raise ConfigError(f"router policy file {path} must hold a JSON object")
-    return data, str(path)
-
-
-def load(
-    bundle: str | Path,
+def open_intent(
+    root: Path,
+    manifest: Manifest,
     *,
     artifact: str | None = None,
     backend: str | None = None,
     threads: int | None = None,
-    policy: RouterPolicy | GenerationPolicy | Mapping[str, Any] | str | Path | None = None,
+    policy: RouterPolicy | Mapping[str, Any] | str | Path | None = None,
     fallback: FallbackTarget | None = None,
     low_cost: FallbackTarget | None = None,
     log: TieredLog | None = None,
     verify: bool = True,
     batch_size: int = 32,
     target: str | None = None,
-) -> Runtime | GenerationRuntime:
-    """Open a bundle for inference: a :class:`Runtime` for an intent classifier, a
-    :class:`~kdedge.runtimes.generate.GenerationRuntime` for a ``generate`` bundle (same
-    options; ``batch_size`` does not apply, and the policy's keys are a generator's).
+) -> Runtime:
+    """Open an ``intent`` bundle (:func:`kdedge.runtimes.load` calls this for that task).
 
-    Picks the fastest passing artifact whose engine is installed and whose target hints
-    fit this host, unless ``artifact`` (a name such as ``"onnx-int8"``) or ``backend``
-    (``onnxruntime``, ``openvino``, ``llamacpp``) says otherwise. Figures that ``kdedge
-    bench --apply`` recorded in the bundle rank first: those of ``target`` (say
-    ``"lambda-1024"``) when given, else of the bench target matching this host. ``verify``
-    checks the sha256 of the tokenizer and of the chosen artifact's files before anything is
-    loaded.
-    ``fallback`` is called for ``fallback`` routes; ``low_cost`` (when given) instead of it
-    for low-confidence ones.
+    The engine compiles the (already verified) artifact in a second thread while this one
+    reads the tokenizer: the two overlap, and cold starts get shorter.
     """
-    root = Path(bundle)
-    manifest = read_manifest(root)
-    if manifest.task == "generate":
-        from kdedge.runtimes.generate import load_generation
-
-        return load_generation(
-            root,
-            manifest,
-            artifact=artifact,
-            backend=backend,
-            threads=threads,
-            policy=policy,
-            fallback=fallback,
-            low_cost=low_cost,
-            log=log,
-            verify=verify,
-            target=target,
-        )
-    if manifest.task != "intent":
-        raise ConfigError(
-            f"{root}: task '{manifest.task}' bundles are not served by this runtime "
-            "(intent classifiers and generate bundles are)"
-        )
     choice = choose_artifact(manifest, artifact=artifact, backend=backend, target=target)
     if verify:
         verify_files(root, manifest, [choice.artifact.name])
     if policy is not None and not isinstance(policy, (RouterPolicy, Mapping, str, Path)):
         raise ConfigError(f"a {type(policy).__name__} does not route an intent classifier")
     router = Router(read_policy(policy, manifest), manifest.labels)
-    # The engine compiles the (already verified) artifact while this thread reads the
-    # tokenizer: the two overlap, and cold starts get shorter.
     opened: dict[str, Any] = {}
 
     def open_engine() -> None:

@@ -1,8 +1,9 @@
 """``kdedge serve``: the runtime behind a small threaded HTTP JSON API.
 
 Endpoints: ``POST /predict`` (see :mod:`kdedge.runtimes.api`; a generate bundle answers
-questions there), ``GET /healthz`` and ``GET /metrics`` (Prometheus text format, via
-``prometheus_client``: routes, latency, teacher calls, and tokens by source and kind).
+questions there), ``POST /rerank`` (also ``/v1/rerank``) for rerank bundles, ``GET
+/healthz`` and ``GET /metrics`` (Prometheus text format, via ``prometheus_client``: routes,
+latency, teacher calls, and tokens by source and kind).
 
 Built on the standard library's ``ThreadingHTTPServer``: the runtime is already
 thread-safe and the API is three routes, so an ASGI stack would add start-up time and
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from kdedge.runtimes.runtime import Runtime
 
 MAX_BODY_BYTES = 1 << 20
+RERANK_PATHS = ("/rerank", "/v1/rerank")
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -144,8 +146,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?")[0]
-        if path != "/predict":
-            self._json(404, {"error": f"no route {path}; POST to /predict"})
+        rerank = self.server.runtime.info().get("task") == "rerank"
+        paths = ("/predict", *RERANK_PATHS) if rerank else ("/predict",)
+        if path not in paths:
+            self._json(404, {"error": f"no route {path}; POST to {' or '.join(paths)}"})
             return
         try:
             length = int(self.headers.get("Content-Length", ""))
@@ -169,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.server.metrics.latency.observe(time.perf_counter() - start)
         if status == 200:
-            self.server.metrics.observe(data.get("results", [data]))
+            self.server.metrics.observe([data] if rerank else data.get("results", [data]))
         self._json(status, data)
 
     def do_PUT(self) -> None:

@@ -22,30 +22,23 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kdedge.runtimes.fallback import (
-    _KDEDGE_PREFIX,
-    _RAW_LIMIT,
-    FallbackAnswer,
-    FallbackError,
-    _BadContent,
-    _match_label,
-    _parse_label,
-)
+from kdedge.runtimes.fallback_target import KDEDGE_PREFIX, RAW_LIMIT, FallbackAnswer, FallbackError
 from kdedge.runtimes.http_client import (
-    _FORMATS,
-    _Call,
-    _display_url,
-    _import_httpx,
-    _Outcome,
-    _require,
-    _ResilientClient,
-    _Response,
+    RESPONSE_FORMATS,
+    Call,
+    Outcome,
+    ResilientClient,
+    Response,
+    display_url,
+    ensure,
+    import_httpx,
 )
+from kdedge.runtimes.teacher_reply import BadContent, match_label, read_label
 
 if TYPE_CHECKING:
     import httpx
 else:
-    httpx = _import_httpx()
+    httpx = import_httpx()
 
 __all__ = ["KdedgeClient", "OpenAIClient"]
 
@@ -71,7 +64,7 @@ def _parse_base_url(base_url: str) -> httpx.URL:
     if url.scheme not in ("http", "https") or not url.host:
         raise FallbackError(
             "config",
-            f"fallback URL {_display_url(url) or base_url!r} is not an http(s) URL",
+            f"fallback URL {display_url(url) or base_url!r} is not an http(s) URL",
             fix="pass http(s)://host:port",
         )
     return url.copy_with(path=url.path.rstrip("/") or "/", query=None, fragment=None)
@@ -80,7 +73,7 @@ def _parse_base_url(base_url: str) -> httpx.URL:
 # ----------------------------------------------------------------------------- OpenAI
 
 
-class OpenAIClient(_ResilientClient):
+class OpenAIClient(ResilientClient):
     """A teacher behind an OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
     ``base_url`` may end in ``/v1`` or not. ``timeout`` bounds each attempt end to end;
@@ -114,9 +107,9 @@ class OpenAIClient(_ResilientClient):
         path = url.path.rstrip("/")
         if not path.endswith("/v1"):
             url = url.copy_with(path=path + "/v1")
-        _require(bool(model), "an OpenAI-compatible fallback needs a model name")
-        _require(max_tokens >= 1, f"max_tokens must be >= 1, got {max_tokens}")
-        _require(price_prompt_per_1k >= 0 and price_completion_per_1k >= 0, "prices must be >= 0")
+        ensure(bool(model), "an OpenAI-compatible fallback needs a model name")
+        ensure(max_tokens >= 1, f"max_tokens must be >= 1, got {max_tokens}")
+        ensure(price_prompt_per_1k >= 0 and price_completion_per_1k >= 0, "prices must be >= 0")
         super().__init__(
             url,
             source=f"openai:{model}@{url.netloc.decode('ascii')}",
@@ -137,12 +130,12 @@ class OpenAIClient(_ResilientClient):
         self.max_tokens = max_tokens
         self._price_prompt = float(price_prompt_per_1k)
         self._price_completion = float(price_completion_per_1k)
-        self._level = 0 if structured else len(_FORMATS) - 1
+        self._level = 0 if structured else len(RESPONSE_FORMATS) - 1
 
     @property
     def structured(self) -> str:
         """The response_format in use: ``json_schema``, ``json_object`` or ``off``."""
-        return _FORMATS[self._level]
+        return RESPONSE_FORMATS[self._level]
 
     def stats(self) -> dict[str, Any]:
         """Base stats plus ``structured``, the response_format in use."""
@@ -176,13 +169,13 @@ class OpenAIClient(_ResilientClient):
             "temperature": 0,
             "max_tokens": max_tokens,
         }
-        if labels is not None and _FORMATS[level] != "off":
+        if labels is not None and RESPONSE_FORMATS[level] != "off":
             schema = {
                 "type": "object",
                 "properties": {"label": {"type": "string", "enum": list(labels)}},
                 "required": ["label"],
             }
-            if _FORMATS[level] == "json_schema":
+            if RESPONSE_FORMATS[level] == "json_schema":
                 payload["response_format"] = {
                     "type": "json_schema",
                     "json_schema": {"name": "intent", "schema": schema},
@@ -192,28 +185,28 @@ class OpenAIClient(_ResilientClient):
         return payload
 
     @staticmethod
-    def _format_refused(call: _Call, resp: _Response) -> bool:
-        if _FORMATS[call.level] == "off":
+    def _format_refused(call: Call, resp: Response) -> bool:
+        if RESPONSE_FORMATS[call.level] == "off":
             return False
         if resp.status in (400, 422):
             return True
         return resp.status >= 500 and b"response_format" in resp.body
 
-    def _downgrade(self, call: _Call, resp: _Response) -> None:
+    def _downgrade(self, call: Call, resp: Response) -> None:
         log.info(
             "fallback %s: response_format %s refused (HTTP %d); trying %s",
             self.source,
-            _FORMATS[call.level],
+            RESPONSE_FORMATS[call.level],
             resp.status,
-            _FORMATS[call.level + 1],
+            RESPONSE_FORMATS[call.level + 1],
         )
         call.level += 1
 
-    def _remember(self, call: _Call, resp: _Response) -> None:
+    def _remember(self, call: Call, resp: Response) -> None:
         if call.level > self._level and resp.status not in (400, 422):
             self._level = call.level
 
-    def _interpret(self, call: _Call, resp: _Response, labels: Sequence[str] | None) -> _Outcome:
+    def _interpret(self, call: Call, resp: Response, labels: Sequence[str] | None) -> Outcome:
         error = self._status_error(resp, "/chat/completions")
         if error is not None:
             raise error
@@ -225,28 +218,28 @@ class OpenAIClient(_ResilientClient):
                 "malformed",
                 "response has no choices[0].message.content",
                 fix="check that the URL is an OpenAI-compatible chat completions endpoint",
-                raw=resp.body[:_RAW_LIMIT].decode("utf-8", errors="replace"),
+                raw=resp.body[:RAW_LIMIT].decode("utf-8", errors="replace"),
             ) from None
         usage = data.get("usage")
         call.prompt_tokens += _tokens(usage, "prompt_tokens")
         call.completion_tokens += _tokens(usage, "completion_tokens")
         if not isinstance(content, str):
             raise self._error("malformed", "reply content is not text (null or parts)")
-        raw = content[:_RAW_LIMIT]
+        raw = content[:RAW_LIMIT]
         if labels is None:
             if not content.strip():
                 raise self._error("malformed", "teacher replied with empty text", raw=raw)
-            return _Outcome(label=None, text=content, raw=raw)
+            return Outcome(label=None, text=content, raw=raw)
         try:
-            label = _parse_label(content, labels)
-        except _BadContent as exc:
+            label = read_label(content, labels)
+        except BadContent as exc:
             raise self._content_error(exc, raw, labels) from None
-        return _Outcome(label=label, text=None, raw=raw)
+        return Outcome(label=label, text=None, raw=raw)
 
     def _chat(
         self, messages: list[dict[str, str]], labels: Sequence[str] | None, max_tokens: int
-    ) -> Callable[[_Call], _Outcome]:
-        def attempt(call: _Call) -> _Outcome:
+    ) -> Callable[[Call], Outcome]:
+        def attempt(call: Call) -> Outcome:
             while True:
                 payload = self._payload(messages, labels, call.level, max_tokens)
                 resp = self._send(call, "/chat/completions", payload)
@@ -260,8 +253,8 @@ class OpenAIClient(_ResilientClient):
 
     def _achat(
         self, messages: list[dict[str, str]], labels: Sequence[str] | None, max_tokens: int
-    ) -> Callable[[_Call], Awaitable[_Outcome]]:
-        async def attempt(call: _Call) -> _Outcome:
+    ) -> Callable[[Call], Awaitable[Outcome]]:
+        async def attempt(call: Call) -> Outcome:
             while True:
                 payload = self._payload(messages, labels, call.level, max_tokens)
                 resp = await self._asend(call, "/chat/completions", payload)
@@ -284,33 +277,33 @@ class OpenAIClient(_ResilientClient):
         """Ask the teacher for one label of ``labels``; raises :class:`FallbackError`."""
         labels = self._labels(labels)
         op = self._chat(self.classify_messages(text, labels), labels, self.max_tokens)
-        return self._run(op, _Call(level=self._level))
+        return self._run(op, Call(level=self._level))
 
     async def aclassify(self, text: str, labels: Sequence[str]) -> FallbackAnswer:
         """Async :meth:`classify`."""
         labels = self._labels(labels)
         op = self._achat(self.classify_messages(text, labels), labels, self.max_tokens)
-        return await self._arun(op, _Call(level=self._level))
+        return await self._arun(op, Call(level=self._level))
 
     def answer(
         self, text: str, system: str | None = None, *, max_tokens: int | None = None
     ) -> FallbackAnswer:
         """Plain chat: the teacher's reply to ``text`` as :attr:`FallbackAnswer.text`."""
         op = self._chat(self._answer_messages(text, system), None, max_tokens or self.max_tokens)
-        return self._run(op, _Call())
+        return self._run(op, Call())
 
     async def aanswer(
         self, text: str, system: str | None = None, *, max_tokens: int | None = None
     ) -> FallbackAnswer:
         """Async :meth:`answer`."""
         op = self._achat(self._answer_messages(text, system), None, max_tokens or self.max_tokens)
-        return await self._arun(op, _Call())
+        return await self._arun(op, Call())
 
 
 # ----------------------------------------------------------------------------- kdedge
 
 
-class KdedgeClient(_ResilientClient):
+class KdedgeClient(ResilientClient):
     """Another ``kdedge serve`` endpoint as the fallback (``POST {base_url}/predict``).
 
     ``base_url`` may carry the ``kdedge+`` prefix of :func:`open_fallback`. The server's
@@ -336,12 +329,12 @@ class KdedgeClient(_ResilientClient):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         base_url = base_url.strip()
-        if base_url.startswith(_KDEDGE_PREFIX):
-            base_url = base_url[len(_KDEDGE_PREFIX) :]
+        if base_url.startswith(KDEDGE_PREFIX):
+            base_url = base_url[len(KDEDGE_PREFIX) :]
         url = _parse_base_url(base_url)
         super().__init__(
             url,
-            source=f"kdedge:{_display_url(url)}",
+            source=f"kdedge:{display_url(url)}",
             api_key_env=api_key_env,
             timeout=timeout,
             max_retries=max_retries,
@@ -356,12 +349,12 @@ class KdedgeClient(_ResilientClient):
             clock=clock,
         )
 
-    def _interpret(self, resp: _Response, labels: Sequence[str]) -> _Outcome:
+    def _interpret(self, resp: Response, labels: Sequence[str]) -> Outcome:
         error = self._status_error(resp, "/predict")
         if error is not None:
             raise error
         data = self._json_body(resp)
-        raw = resp.body[:_RAW_LIMIT].decode("utf-8", errors="replace")
+        raw = resp.body[:RAW_LIMIT].decode("utf-8", errors="replace")
         label = data.get("label") if isinstance(data, dict) else None
         if not isinstance(label, str):
             raise self._error(
@@ -370,28 +363,28 @@ class KdedgeClient(_ResilientClient):
                 fix="check that the URL is a kdedge serve endpoint",
                 raw=raw,
             )
-        match = _match_label(label, labels)
+        match = match_label(label, labels)
         if match is None:
-            bad = _BadContent("invalid_label", f"teacher chose {label[:80]!r}, not in the set")
+            bad = BadContent("invalid_label", f"teacher chose {label[:80]!r}, not in the set")
             raise self._content_error(bad, raw, labels)
-        return _Outcome(label=match, text=None, raw=raw)
+        return Outcome(label=match, text=None, raw=raw)
 
     def classify(self, text: str, labels: Sequence[str]) -> FallbackAnswer:
         """Ask the kdedge endpoint for a label of ``labels``; raises :class:`FallbackError`."""
         labels = self._labels(labels)
         payload = {"text": text, "route": False}
 
-        def attempt(call: _Call) -> _Outcome:
+        def attempt(call: Call) -> Outcome:
             return self._interpret(self._send(call, "/predict", payload), labels)
 
-        return self._run(attempt, _Call())
+        return self._run(attempt, Call())
 
     async def aclassify(self, text: str, labels: Sequence[str]) -> FallbackAnswer:
         """Async :meth:`classify`."""
         labels = self._labels(labels)
         payload = {"text": text, "route": False}
 
-        async def attempt(call: _Call) -> _Outcome:
+        async def attempt(call: Call) -> Outcome:
             return self._interpret(await self._asend(call, "/predict", payload), labels)
 
-        return await self._arun(attempt, _Call())
+        return await self._arun(attempt, Call())

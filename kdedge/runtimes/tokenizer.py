@@ -25,6 +25,17 @@ def pad_ids(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.n
     return input_ids, mask
 
 
+def pad_pairs(
+    ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]], pad_id: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pad_ids` plus token_type_ids [B, L] (0 in the padding) for pair encodings."""
+    input_ids, mask = pad_ids(ids, pad_id)
+    type_ids = np.zeros_like(input_ids)
+    for i, row in enumerate(types):
+        type_ids[i, : len(row)] = row
+    return input_ids, mask, type_ids
+
+
 class Tokenizer:
     """Encode texts into padded ``input_ids`` / ``attention_mask`` arrays (int64)."""
 
@@ -47,6 +58,22 @@ class Tokenizer:
 
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         return pad_ids(ids, self.pad_id)
+
+    def pair_ids(
+        self, query: str, passages: Sequence[str]
+    ) -> tuple[list[list[int]], list[list[int]]]:
+        """Token ids and segment ids of ``(query, passage)`` per passage, as a cross-encoder
+        reads them: ``[CLS] query [SEP] passage [SEP]``, the longer side truncated first to
+        ``max_length`` (transformers' ``truncation=True``)."""
+        encodings = self._tok.encode_batch([(query, p) for p in passages])
+        return [e.ids for e in encodings], [e.type_ids for e in encodings]
+
+    def pairs(
+        self, query: str, passages: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Padded input_ids, attention_mask and token_type_ids [B, L] for one query."""
+        ids, types = self.pair_ids(query, passages)
+        return pad_pairs(ids, types, self.pad_id)
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         if len(texts) == 1:  # the serving hot path: no batch encoder, no padding

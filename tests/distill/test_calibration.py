@@ -13,7 +13,7 @@ from kdedge.distill.calibration import (
     plot_reliability,
     reliability_bins,
 )
-from kdedge.distill.metrics import softmax
+from kdedge.distill.probability import softmax
 from kdedge.errors import ConfigError, DataError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

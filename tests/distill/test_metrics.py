@@ -13,10 +13,9 @@ from kdedge.distill.metrics import (
     NONE_SLICE,
     REPORT_METRICS,
     classification_report,
-    negative_log_likelihood,
     rare_labels_by_frequency,
-    softmax,
 )
+from kdedge.distill.probability import negative_log_likelihood, softmax
 from kdedge.errors import ConfigError, DataError
 
 LABELS = ["greet", "bye", "oos"]

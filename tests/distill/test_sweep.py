@@ -336,7 +336,7 @@ def test_distill_cli_takes_a_transfer_set(tmp_path, tiny_teacher, data_dir):
 
 def test_calibrated_teachers_soften_calibrated_probabilities():
     from kdedge.distill.labeling import combine
-    from kdedge.distill.metrics import softmax
+    from kdedge.distill.probability import softmax
 
     # Teacher 0 is under-confident (calibration T 0.5), teacher 1 over-confident (T 2).
     logits = np.array([[[1.0, 0.0, 0.0]], [[4.0, 0.0, 0.0]]], dtype=np.float32)

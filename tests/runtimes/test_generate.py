@@ -23,15 +23,12 @@ from kdedge.llm import prompts
 from kdedge.runtimes.api import BadRequest, parse_generate_request
 from kdedge.runtimes.bundle import read_manifest
 from kdedge.runtimes.fallback import FallbackAnswer, KdedgeClient, OpenAIClient
-from kdedge.runtimes.generate import (
+from kdedge.runtimes.generate import Generation, GenerationConfig, GenerationRuntime, user_turn
+from kdedge.runtimes.generation_router import (
     CLARIFY_TEXT,
     DEFAULT_ROUTER,
-    Generation,
-    GenerationConfig,
     GenerationPolicy,
     GenerationRouter,
-    GenerationRuntime,
-    user_turn,
 )
 from kdedge.runtimes.requestlog import TieredLog
 from tests.cli.test_cli import run

@@ -10,8 +10,8 @@ import pytest
 
 from kdedge.errors import ConfigError
 from kdedge.runtimes.fallback import FallbackAnswer
+from kdedge.runtimes.prediction import Prediction
 from kdedge.runtimes.requestlog import TieredLog, tier_of
-from kdedge.runtimes.runtime import Prediction
 
 LABELS = ("order", "refund", "fraud")
 SECRET = "my card 4111 1111 1111 1111 was stolen"

@@ -25,8 +25,16 @@ class Backend(Protocol):
 
     name: str
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Raw (uncalibrated) logits [B, C] as float32 for int64 ids and mask [B, L]."""
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Raw (uncalibrated) logits [B, C] as float32 for int64 ids and mask [B, L].
+
+        ``token_type_ids`` [B, L] are a cross-encoder's segment ids; None means all zero.
+        """
         ...
 
 

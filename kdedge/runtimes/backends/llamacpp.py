@@ -90,7 +90,17 @@ class LlamaCppBackend:
         finally:
             lc.llama_batch_free(batch)
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None = None,
+    ) -> np.ndarray:
+        if token_type_ids is not None and token_type_ids.any():
+            raise ModelError(
+                "llama.cpp runs single-text classifiers only; a cross-encoder's pair inputs "
+                "need an ONNX or OpenVINO artifact"
+            )
         pairs = zip(input_ids, attention_mask, strict=True)
         rows = [row[mask.astype(bool)].tolist() for row, mask in pairs]
         with self._lock:

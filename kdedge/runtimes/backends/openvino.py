@@ -32,12 +32,19 @@ class OpenVinoBackend:
         self.input_names = [i.get_any_name() for i in self.compiled.inputs]
         self._local = threading.local()  # one infer request per thread: requests are not shared
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None = None,
+    ) -> np.ndarray:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self.input_names:
-            feed["token_type_ids"] = np.zeros_like(input_ids)
+            feed["token_type_ids"] = (
+                np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+            )
         result = request.infer([feed[name] for name in self.input_names])
         return np.asarray(result[self.compiled.outputs[0]], dtype=np.float32)

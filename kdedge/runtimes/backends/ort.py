@@ -38,10 +38,17 @@ class OnnxRuntimeBackend:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.providers = self.session.get_providers()
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None = None,
+    ) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self.input_names:
-            feed["token_type_ids"] = np.zeros_like(input_ids)
+            feed["token_type_ids"] = (
+                np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+            )
         return self.session.run(None, {k: feed[k] for k in self.input_names})[0].astype(
             np.float32, copy=False
         )
