@@ -22,6 +22,9 @@ def figures_of(row: dict[str, Any]) -> dict[str, float]:
     if row.get("batch_1"):
         out["p50_ms"] = row["batch_1"]["p50"]
         out["p95_ms"] = row["batch_1"]["p95"]
+    elif (row.get("rerank") or {}).get("50"):  # a reranker: one query, 50 candidates
+        out["p50_ms"] = row["rerank"]["50"]["p50"]
+        out["p95_ms"] = row["rerank"]["50"]["p95"]
     for stage in ("pp", "tg"):
         rate = (row.get(stage) or {}).get("tokens_per_s")
         if rate:

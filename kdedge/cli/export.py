@@ -43,12 +43,14 @@ def _select(ctx, param, value):
 @click.option(
     "--eval-data",
     type=click.Path(path_type=Path),
-    help="Labeled JSONL/CSV: accuracy and ECE of every artifact against torch.",
+    help="Labeled JSONL/CSV: accuracy and ECE of every artifact against torch (a "
+    "reranker: query groups, NDCG@10).",
 )
 @click.option(
     "--calibration-data",
     type=click.Path(path_type=Path),
-    help="Texts for static INT8 activation ranges (labels ignored), e.g. validation.jsonl.",
+    help="Texts for static INT8 activation ranges (labels ignored), e.g. validation.jsonl "
+    "(a reranker: query groups).",
 )
 @click.option(
     "--calibration-size", default=300, show_default=True, help="Calibration texts used at most."
@@ -92,13 +94,17 @@ def command(
     Every artifact is run on a fixed probe set and on --eval-data beside the torch model;
     one that misses its format's tolerance is left out and the command exits 1. A causal
     LM (generation model) exports to gguf-f16 / gguf-q8_0 / gguf-q4_k_m, checked on chat
-    probes: tokenization, next-token logits and teacher-forced greedy tokens.
+    probes: tokenization, next-token logits and teacher-forced greedy tokens. A reranker
+    (a one-score cross-encoder) exports to the ONNX and OpenVINO formats with pair inputs,
+    checked by score, by each query's order (Kendall τ) and by NDCG@10 against torch.
 
     \b
     Example:
       kdedge export student/ -f onnx -f onnx-int8 -f openvino-int8 -f gguf-q8_0 \\
           --eval-data data/test.jsonl --calibration-data data/validation.jsonl --out bundle/
       kdedge export student-llm/ -f gguf-q8_0 -f gguf-q4_k_m --out llm-bundle/
+      kdedge export reranker/ -f onnx -f onnx-int8 --eval-data test_groups.jsonl \
+          --calibration-data validation_groups.jsonl --out rerank-bundle/
       kdedge inspect bundle/
     """
     from kdedge.converters.base import ExportOptions
@@ -128,6 +134,8 @@ def command(
 def _render(report) -> None:
     if report.task == "generate":
         _render_generator(report)
+    elif report.task == "rerank":
+        _render_reranker(report)
     else:
         _render_classifier(report)
     for r in report.results:
@@ -184,6 +192,50 @@ def _render_generator(report) -> None:
     info(
         "ids: probes llama.cpp tokenizes like the HF tokenizer; |Δlogit|, top-1: next token "
         "vs torch; greedy: teacher-forced greedy tokens equal to torch's"
+    )
+
+
+def _render_reranker(report) -> None:
+    from rich.table import Table
+
+    def number(value: float | None, spec: str = ".4f") -> str:
+        return "—" if value is None else f"{value:{spec}}"
+
+    table = Table(title=f"{report.model_dir} → {report.out_dir or '(no bundle written)'}")
+    table.add_column("artifact", no_wrap=True)
+    for col in ("size", "|Δscore|", "Kendall τ", "top-3", "NDCG@10", "Δ NDCG", "p50"):
+        table.add_column(col, justify="right")
+    table.add_column("result")
+    torch_ndcg = report.torch_metrics.get("ndcg@10")
+    table.add_row(
+        "torch (reference)",
+        megabytes(report.torch_size_bytes),
+        *["—"] * 3,
+        number(torch_ndcg),
+        "—",
+        "—",
+        "",
+    )
+    for r in report.results:
+        p = r.parity
+        if p is None:
+            table.add_row(r.name, *["—"] * 7, f"[red]error[/]: {r.error}")
+            continue
+        table.add_row(
+            r.name,
+            megabytes(r.size_bytes),
+            f"{p.max_abs_score:.2g}",
+            number(p.kendall_tau),
+            percent(p.top3_agreement),
+            number(p.ndcg10),
+            "—" if p.ndcg10_drop is None else f"{-p.ndcg10_drop:+.4f}",
+            "—" if p.latency_ms_p50 is None else f"{p.latency_ms_p50:.2f} ms",
+            _verdict(r),
+        )
+    stdout.print(table)
+    info(
+        "|Δscore|, Kendall τ, top-3: per query against torch on the probe set and the eval "
+        "queries; NDCG@10 on the eval queries; p50: one probe query with all its passages"
     )
 
 

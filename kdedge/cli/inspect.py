@@ -32,11 +32,14 @@ def command(bundle, no_verify, as_json):
     from rich.table import Table
 
     generate = manifest.task == "generate"
+    rerank = manifest.task == "rerank"
     labels = ", ".join(manifest.labels)
     what = (
         f"context {manifest.generation.get('context_length')} tokens · answers up to "
         f"{manifest.generation.get('max_new_tokens')} tokens"
         if generate
+        else "one score per (query, passage) pair · inputs " + ", ".join(manifest.inputs)
+        if rerank
         else f"{len(manifest.labels)} labels: {labels if len(labels) < 160 else labels[:157] + '…'}"
     )
     stdout.print(
@@ -64,6 +67,8 @@ def command(bundle, no_verify, as_json):
     columns = (
         ("size", "|Δlogit|", "top-1", "greedy", "tok/s")
         if generate
+        else ("size", "|Δscore|", "Kendall τ", "top-3", "NDCG@10", "Δ NDCG")
+        if rerank
         else ("size", "|Δlogit|", "agree", "accuracy", "Δ acc", "ECE")
     )
     for col in columns:
@@ -84,8 +89,21 @@ def command(bundle, no_verify, as_json):
             )
             continue
         p = a.parity
-        drop = p.get("accuracy_drop_points")
         status = "[green]passed[/]" if a.status == "passed" else "[red]failed (kept)[/]"
+        if rerank:
+            drop, tau, ndcg = p.get("ndcg10_drop"), p.get("kendall_tau"), p.get("ndcg10")
+            table.add_row(
+                a.name,
+                megabytes(a.size_bytes),
+                f"{p.get('max_abs_score', float('nan')):.2g}",
+                "—" if tau is None else f"{tau:.4f}",
+                percent(p.get("top3_agreement")),
+                "—" if ndcg is None else f"{ndcg:.4f}",
+                "—" if drop is None else f"{-drop:+.4f}",
+                status,
+            )
+            continue
+        drop = p.get("accuracy_drop_points")
         if manifest.selection.get("selected") == a.name:
             status += " ★ selected"
         table.add_row(

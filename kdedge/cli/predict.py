@@ -33,6 +33,10 @@ from kdedge.cli.options import open_runtime, runtime_options, teacher_options
     type=click.IntRange(1),
     help="Generate bundles: longest answer in tokens  [default: the manifest's]",
 )
+@click.option(
+    "--query",
+    help="Rerank bundles: the query to rank the passages (TEXTS / --file) against.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object, or a list).")
 @runtime_options
 @teacher_options
@@ -45,11 +49,13 @@ def command(
     probs,
     evidence,
     max_tokens,
+    query,
     as_json,
     **runtime,
 ):
     """Predict intents with a bundle, torch-free: label, calibrated confidence and route.
-    With a generate bundle, answer questions instead (from --evidence lines).
+    With a generate bundle, answer questions instead (from --evidence lines); with a
+    rerank bundle, rank the passages against --query (best first, --top-k of them).
 
     The route says what an app should do: `answer` (trust the student), `clarify` (ask the
     question shown) or `fallback` (ask the teacher; with --teacher it is asked here).
@@ -63,14 +69,31 @@ def command(
           --teacher-model gpt-4o-mini
       kdedge predict llm-bundle/ "Is Nana vol. 1 in stock?" \\
           --evidence "Nana vol. 1 | paperback | in stock | $9.99"
+      kdedge predict rerank-bundle/ --query "how do I cross out text?" \
+          "Use ~~two tildes~~ around the words." "Orders ship in two days." --top-k 1
     """
     from kdedge.errors import ConfigError
     from kdedge.runtimes.generate import GenerationRuntime
+    from kdedge.runtimes.rerank import RerankRuntime
 
     texts = list(texts) + (_read_texts(text_file) if text_file else [])
     if not texts:
         raise ConfigError("nothing to predict: pass texts as arguments or --file FILE")
     with open_runtime(bundle, **runtime) as rt:
+        if isinstance(rt, RerankRuntime):
+            if query is None:
+                raise ConfigError(f"{bundle} is a reranker: pass --query and the passages")
+            if probs or evidence or max_tokens:
+                raise ConfigError("--probs, --evidence and --max-tokens do not apply to rerank")
+            ranking = rt.rerank(query, texts, top_k, route=not no_route)
+            if as_json:
+                emit_json(ranking.to_dict(texts))
+                return
+            info(f"{rt.artifact.name} on {rt.artifact.backend} · {rt.why}")
+            _ranking(texts, ranking)
+            return
+        if query is not None:
+            raise ConfigError(f"--query applies to rerank bundles; {bundle} is not one")
         if isinstance(rt, GenerationRuntime):
             if probs:
                 raise ConfigError(f"--probs applies to classifier bundles; {bundle} generates")
@@ -132,6 +155,22 @@ def _answers(questions, generations) -> None:
             f"{g.tokens} tokens · {speed} tokens/s · {g.latency_ms:.0f} ms{teacher}\n",
             style="dim",
         )
+
+
+def _ranking(passages, ranking) -> None:
+    from rich.table import Table
+
+    colour = {"answer": "green", "clarify": "yellow", "fallback": "magenta"}[ranking.route]
+    table = Table(
+        title=f"[{colour}]{ranking.route}[/] ({ranking.reason}) · {ranking.latency_ms:.1f} ms"
+    )
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("#", justify="right")
+    table.add_column("passage", overflow="fold", max_width=72)
+    for n, r in enumerate(ranking.results, 1):
+        table.add_row(str(n), f"{r.score:.3f}", str(r.index), passages[r.index])
+    stdout.print(table)
 
 
 def _table(texts, predictions, top_k: int) -> None:

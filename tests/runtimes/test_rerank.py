@@ -142,3 +142,50 @@ def test_serve_answers_the_rerank_shape_users_know(rt):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_predict_and_inspect_from_the_cli(rerank_exported):
+    from tests.cli.test_cli import run
+
+    bundle = str(rerank_exported[1])
+    code, out, err = run(
+        ["predict", bundle, "--query", QUERY, *PASSAGES[:3], "--top-k", "2", "--json"]
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["results"]) == 2 and data["route"] in ("answer", "fallback")
+    assert data["results"][0]["document"] in PASSAGES
+    code, out, _ = run(["predict", bundle, "--query", QUERY, *PASSAGES[:3]])
+    assert code == 0 and "rank" in out and "score" in out
+    code, _, err = run(["predict", bundle, "track my package"])
+    assert code == 2 and "pass --query" in err
+    code, _, err = run(["predict", bundle, "--query", QUERY, "ok", "  "])
+    assert code == 2 and "passage 1 is empty" in err
+    code, out, _ = run(["inspect", bundle])
+    assert code == 0 and "task rerank" in out and "token_type_ids" in out
+
+
+def test_query_is_refused_for_a_classifier(exported):
+    from tests.cli.test_cli import run
+
+    code, _, err = run(["predict", str(exported[1]), "--query", "q", "where is my order"])
+    assert code == 2 and "--query applies to rerank bundles" in err
+
+
+def test_export_from_the_cli_shows_ranking_parity(tiny_reranker, rerank_groups, tmp_path):
+    from tests.cli.test_cli import run
+
+    code, out, err = run(
+        [
+            "export",
+            str(tiny_reranker),
+            "-f",
+            "onnx",
+            "--eval-data",
+            str(rerank_groups),
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
+    assert code == 0, err
+    assert "onnx" in out and "pass" in out
