@@ -8,6 +8,7 @@ import click
 
 from kdedge.cli.console import emit_json, info, stdout
 from kdedge.cli.options import json_option
+from kdedge.cli.rerank_train import COMMANDS as TRAINING_COMMANDS
 
 data_path = click.Path(exists=False, dir_okay=False, path_type=Path)
 
@@ -28,11 +29,12 @@ def command():
           --out train_groups.jsonl --k 20
       kdedge rerank candidates --queries validation.jsonl --corpus corpus.jsonl \\
           --out val_groups.jsonl
-      kdedge rerank teach --data train_groups.jsonl --out teacher/
+      kdedge rerank teach --base minilm --train train_groups.jsonl \\
+          --validation val_groups.jsonl --out teacher/
       kdedge rerank label --teacher teacher/ --data train_groups.jsonl --cache cache/
-      kdedge rerank distill --teacher teacher/ --data train_groups.jsonl \\
-          --eval-data val_groups.jsonl --cache cache/ --out student/
-      kdedge rerank evaluate student/ --data test_groups.jsonl
+      kdedge rerank distill --teacher teacher/ --train train_groups.jsonl \\
+          --validation val_groups.jsonl --cache cache/ --out student/ --layers 3
+      kdedge rerank evaluate teacher/ student/ --data test_groups.jsonl
       kdedge export student/ --out bundle/
       kdedge predict bundle/ ...
     """
@@ -107,3 +109,7 @@ def candidates_cmd(queries, corpus, out, k, no_ensure_positives, doc_label_field
         emit_json({"out": str(path), **report.to_dict()})
     else:
         stdout.print(f"✓ {path}: {report.summary()}", soft_wrap=True)
+
+
+for _training_command in TRAINING_COMMANDS:  # teach, label, distill, evaluate
+    command.add_command(_training_command)

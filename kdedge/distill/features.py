@@ -5,6 +5,9 @@ the teacher's width by learned linear maps and pulled towards the mapped teacher
 (MSE over real tokens); attention maps are matched too, averaged over heads when the head
 counts differ. Stage 1 needs no labels, so it runs on all available text (labeled and
 unlabeled). Stage 2 is ordinary output KD (:func:`kdedge.distill.trainer.fit`).
+
+The inputs are texts or, for cross-encoders (rerankers), (query, passage) pairs, which are
+tokenized as pairs with their ``token_type_ids``.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def _eager(model: Any) -> None:
 def feature_distill(
     student: Classifier,
     teacher: Classifier,
-    texts: Sequence[str],
+    texts: Sequence[str] | Sequence[tuple[str, str]],
     placement: Placement,
     *,
     feature_map: Sequence[int] | None = None,
@@ -59,7 +62,10 @@ def feature_distill(
     log: EventLog | None = None,
     track: Tracker = silent,
 ) -> list[dict[str, Any]]:
-    """Train ``student.model`` in place on hidden-state and attention MSE. Returns epoch logs."""
+    """Train ``student.model`` in place on hidden-state and attention MSE. Returns epoch logs.
+
+    ``texts`` holds strings, or (query, passage) pairs for a cross-encoder.
+    """
     s_cfg, t_cfg = student.model.config, teacher.model.config
     n_s, n_t = s_cfg.num_hidden_layers, t_cfg.num_hidden_layers
     feature_map = list(feature_map) if feature_map is not None else uniform_feature_map(n_t, n_s)
@@ -87,8 +93,8 @@ def feature_distill(
     optimizer = adamw(params, lr)
     # Each model reads its own ids: a student with a trimmed vocabulary numbers the same
     # tokens differently, but the sequences must correspond position by position.
-    ids = encode(student.tokenizer, texts, student.max_length)
-    teacher_ids = encode(teacher.tokenizer, texts, teacher.max_length)
+    ids, types = _encode_inputs(student.tokenizer, texts, student.max_length)
+    teacher_ids, teacher_types = _encode_inputs(teacher.tokenizer, texts, teacher.max_length)
     mismatch = next(
         (t for t, s, u in zip(texts, ids, teacher_ids, strict=True) if len(s) != len(u)), None
     )
@@ -100,6 +106,10 @@ def feature_distill(
         )
     tokens = TokenTable(ids, student.tokenizer.pad_token_id, device)
     teacher_tokens = TokenTable(teacher_ids, teacher.tokenizer.pad_token_id, device)
+    # Segment ids of pairs (0 = query, 1 = passage), padded with 0; None for single texts.
+    type_tables = [
+        TokenTable(t, 0, device) if t is not None else None for t in (types, teacher_types)
+    ]
     hidden_pairs = [(0, 0)] + [(i + 1, t + 1) for i, t in enumerate(feature_map)]
     history: list[dict[str, Any]] = []
     generator = torch.Generator().manual_seed(seed)
@@ -115,10 +125,15 @@ def feature_distill(
             ):
                 input_ids, mask = tokens.batch(rows, index)
                 teacher_input, _ = teacher_tokens.batch(rows, index)
+                s_types, t_types = (
+                    {"token_type_ids": t.batch(rows, index)[0]} if t is not None else {}
+                    for t in type_tables
+                )
                 with torch.no_grad(), placement.autocast():
                     t_out = teacher.model(
                         input_ids=teacher_input,
                         attention_mask=mask,
+                        **t_types,
                         output_hidden_states=True,
                         output_attentions=True,
                     )
@@ -126,6 +141,7 @@ def feature_distill(
                     s_out = student.model(
                         input_ids=input_ids,
                         attention_mask=mask,
+                        **s_types,
                         output_hidden_states=True,
                         output_attentions=True,
                     )
@@ -165,6 +181,22 @@ def feature_distill(
     student.model.to("cpu")
     teacher.model.to("cpu")
     return history
+
+
+def _encode_inputs(
+    tokenizer: Any, texts: Sequence[str] | Sequence[tuple[str, str]], max_length: int
+) -> tuple[list[list[int]], list[list[int]] | None]:
+    """Token ids (and segment ids for pairs) per input, truncated to ``max_length``."""
+    if not texts or isinstance(texts[0], str):
+        return encode(tokenizer, texts, max_length), None
+    enc = tokenizer(
+        [q for q, _ in texts],
+        [p for _, p in texts],
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+    )
+    return enc["input_ids"], enc.get("token_type_ids")
 
 
 def _stage1_converged(history: Sequence[dict[str, Any]], min_gain: float = 0.02) -> bool:
