@@ -155,7 +155,8 @@ def gate_cmd(answers, catalog, out, min_support, max_contradiction, as_json, qui
     Example:
       kdedge llm gate answers/ --catalog catalog.jsonl --out gated/
     """
-    from kdedge.llm.gate import GateRule, gate_dir
+    from kdedge.llm.gate import GateRule
+    from kdedge.llm.gate_batch import gate_dir
 
     rule = GateRule(min_support=min_support, max_contradiction=max_contradiction)
     source = answers / "answers.jsonl" if answers.is_dir() else answers

@@ -169,7 +169,7 @@ def summarize(rows: Sequence[dict[str, Any]], run_id: str, teacher_model: str) -
     ``teacher_entropy_mean`` needs token log-probabilities, which chat APIs return only on
     request and many servers not at all, so it is left out rather than guessed.
     """
-    from kdedge.llm.gate import is_hedged, is_refusal
+    from kdedge.llm.speech_acts import is_hedged, is_refusal
 
     n = len(rows)
 

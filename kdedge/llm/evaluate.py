@@ -201,8 +201,8 @@ def _bundle_generator(bundle: Any, artifact: str | None, threads: int | None) ->
 
 def _model_generator(path: Any) -> tuple:
     from kdedge.distill.device import resolve
+    from kdedge.llm.generator import TorchGenerator
     from kdedge.llm.models import load_causal_lm
-    from kdedge.llm.sft import TorchGenerator
 
     placement = resolve("auto")
     model, tokenizer = load_causal_lm(path)
@@ -231,7 +231,7 @@ def evaluate_target(
     from pathlib import Path
 
     from kdedge.llm.catalog import Catalog
-    from kdedge.llm.sft import read_eval_rows
+    from kdedge.llm.rows import read_eval_rows
     from kdedge.progress import silent
     from kdedge.runtimes.bundle import MANIFEST
 

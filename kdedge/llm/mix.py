@@ -129,7 +129,7 @@ def _is_human(row: Mapping[str, Any]) -> bool:
 def _low_confidence(row: Mapping[str, Any], gate: Mapping[str, Any]) -> bool:
     if "high_confidence" in gate:
         return not gate["high_confidence"]
-    from kdedge.llm.gate import is_hedged
+    from kdedge.llm.speech_acts import is_hedged
 
     return is_hedged(str(row.get("answer", "")))
 

@@ -2,10 +2,10 @@
 
 Each row becomes the shared chat prompt (:mod:`kdedge.llm.prompts`) followed by the target
 answer; only answer tokens (and the end-of-turn token, so the student learns to stop)
-carry loss. Rows are weighted (human-corrected 2.0, refusal/escalation 2.5, hedged teacher
-answers 0.5; :func:`kdedge.llm.mix.row_weight`) and the loss of a batch is
-``sum(w_i * loss_i) / (batch * mean weight of the dataset)``, so a weight of 2 counts as two
-rows across the whole run, not only against its batch neighbours.
+carry loss (:mod:`kdedge.llm.loss`). Rows are weighted (human-corrected 2.0,
+refusal/escalation 2.5, hedged teacher answers 0.5; :func:`kdedge.llm.mix.row_weight`) and
+the loss of a batch is ``sum(w_i * loss_i) / (batch * mean weight of the dataset)``, so a
+weight of 2 counts as two rows across the whole run, not only against its batch neighbours.
 
 After every epoch the student answers the validation prompts greedily and the answers are
 scored like release candidates (:mod:`kdedge.llm.evaluate`). The seeds' response-model stop
@@ -26,7 +26,6 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +33,16 @@ from typing import Any
 import torch
 
 from kdedge.atomic import atomic_dir, atomic_write, atomic_write_text
-from kdedge.data.io import clip, read_jsonl
-from kdedge.distill.device import Placement, explain_device_errors, resolve
+from kdedge.distill.device import explain_device_errors, resolve
 from kdedge.distill.events import EventLog
 from kdedge.distill.models import fingerprint
 from kdedge.errors import ConfigError, DataError, ModelError
 from kdedge.extras import require
 from kdedge.llm.evaluate import Gates, score
-from kdedge.llm.prompts import SYSTEM_PROMPT, USER_TEMPLATE, messages
+from kdedge.llm.generator import TorchGenerator, generate_all
+from kdedge.llm.loss import answer_loss, collate, encode, length_batches
+from kdedge.llm.prompts import SYSTEM_PROMPT, USER_TEMPLATE
+from kdedge.llm.rows import read_eval_rows, read_rows
 from kdedge.progress import Tracker, silent
 
 META_FILE = "kdedge.json"
@@ -49,7 +50,6 @@ REPORT_FILE = "training_report.json"
 WORK_DIR = ".kdedge-work"
 STATE_FILE = "state.pt"  # optimizer, scheduler, history; read with weights_only=True
 LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-TRAIN_FILES = ("train.jsonl", "accepted.jsonl", "answers.jsonl")
 
 
 @dataclass(frozen=True)
@@ -85,219 +85,6 @@ class SftConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-
-
-@dataclass(frozen=True)
-class TrainRow:
-    id: str
-    question: str
-    evidence: tuple[str, ...]
-    answer: str
-    weight: float
-    kind: str = "catalog"
-
-
-def _rows_file(path: Path) -> Path:
-    if path.is_dir():
-        for name in TRAIN_FILES:
-            if (path / name).is_file():
-                return path / name
-        raise DataError(
-            f"holds none of {', '.join(TRAIN_FILES)}. Fix: pass the folder `kdedge llm gate` "
-            "or `kdedge llm build` wrote, or a JSONL file",
-            path=path,
-        )
-    return path
-
-
-def read_rows(path: str | Path) -> list[TrainRow]:
-    """Training rows from a build/gate folder or a JSONL file. The target is the human
-    ``reference`` when a row has one, else the teacher's ``answer``; a missing ``weight``
-    comes from :func:`kdedge.llm.mix.row_weight`."""
-    source = _rows_file(Path(path))
-    rows = []
-    for line, row in read_jsonl(source):
-        target = row.get("reference") or row.get("answer")
-        question = row.get("question")
-        if not isinstance(question, str) or not question.strip():
-            raise DataError("'question' must be a non-empty string", path=source, line=line)
-        if not isinstance(target, str) or not target.strip():
-            raise DataError(
-                f"row has no 'answer' or 'reference' text ({clip(row)})", path=source, line=line
-            )
-        weight = row.get("weight")
-        if weight is None:
-            from kdedge.llm.mix import row_weight
-
-            weight, _ = row_weight(row)
-        if not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
-            raise DataError(f"'weight' must be > 0, got {weight!r}", path=source, line=line)
-        evidence = row.get("evidence") or []
-        rows.append(
-            TrainRow(
-                id=str(row.get("id") or f"line{line}"),
-                question=question.strip(),
-                evidence=tuple(str(e) for e in evidence),
-                answer=target.strip(),
-                weight=float(weight),
-                kind=str(row.get("kind") or "catalog"),
-            )
-        )
-    if not rows:
-        raise DataError("holds no training rows", path=source)
-    return rows
-
-
-def read_eval_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Validation rows (``question``, ``evidence``, ``kind`` and the teacher's ``answer``)."""
-    source = _rows_file(Path(path))
-    rows = []
-    for line, row in read_jsonl(source):
-        if not isinstance(row.get("question"), str) or not row["question"].strip():
-            raise DataError("'question' must be a non-empty string", path=source, line=line)
-        rows.append(row)
-    return rows[:limit]
-
-
-def encode(tokenizer: Any, row: TrainRow, system: str, max_length: int) -> tuple[list, list] | None:
-    """(input_ids, labels) with the prompt masked; ``None`` when the row does not fit."""
-    chat = messages(row.question, row.evidence, system)
-    prompt = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
-    full = tokenizer.apply_chat_template(
-        [*chat, {"role": "assistant", "content": row.answer}], tokenize=True
-    )
-    if list(full[: len(prompt)]) != list(prompt):
-        raise ModelError(
-            "the tokenizer's chat template does not extend the prompt with the answer; "
-            "kdedge cannot mask the prompt tokens for this template"
-        )
-    # Train up to and including the end-of-turn token; drop what a template adds after it.
-    eos = tokenizer.eos_token_id
-    end = len(full)
-    if eos in full[len(prompt) :]:
-        end = len(prompt) + list(full[len(prompt) :]).index(eos) + 1
-    full = list(full[:end])
-    if len(full) > max_length:
-        return None
-    return full, [-100] * len(prompt) + full[len(prompt) :]
-
-
-def _batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of similar length (less padding than random batches)."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    chunk = size * 32
-    batches = []
-    for start in range(0, len(order), chunk):
-        part = sorted(order[start : start + chunk], key=lengths.__getitem__)
-        batches += [part[i : i + size] for i in range(0, len(part), size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def _collate(items: list[tuple[list, list]], pad_id: int, device: torch.device) -> dict:
-    width = max(len(ids) for ids, _ in items)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    for i, (x, y) in enumerate(items):
-        ids[i, : len(x)] = torch.tensor(x)
-        labels[i, : len(y)] = torch.tensor(y)
-        mask[i, : len(x)] = 1
-    return {"input_ids": ids.to(device), "labels": labels.to(device), "mask": mask.to(device)}
-
-
-def _per_row(token_loss: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
-    """Mean token loss of each row from flat per-token losses and their row indices."""
-    total = torch.zeros(n_rows, device=token_loss.device).index_add_(0, rows, token_loss)
-    count = torch.zeros(n_rows, device=token_loss.device).index_add_(
-        0, rows, torch.ones_like(token_loss)
-    )
-    return total / count.clamp(min=1)
-
-
-def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> tuple:
-    """Per-row mean token cross-entropy, weighted; returns (sum of w * loss, mean loss)."""
-    targets = labels[:, 1:]
-    keep = targets != -100
-    token = torch.nn.functional.cross_entropy(
-        logits[:, :-1][keep].float(), targets[keep], reduction="none"
-    )
-    per_row = _per_row(token, keep.nonzero()[:, 0], labels.size(0))
-    return (per_row * weights).sum(), per_row.mean()
-
-
-def answer_loss(model: Any, batch: dict[str, torch.Tensor], weights: torch.Tensor) -> tuple:
-    """:func:`weighted_loss` computing vocabulary logits only where an answer token is
-    predicted. The output projection over a 49k vocabulary is a large share of a small
-    model's work, and answer tokens are a fraction of each sequence."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(
-        input_ids=batch["input_ids"], attention_mask=batch["mask"]
-    ).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    keep = targets != -100
-    logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
-    token = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
-    per_row = _per_row(token, keep.nonzero()[:, 0], targets.size(0))
-    return (per_row * weights).sum(), per_row.mean()
-
-
-class TorchGenerator:
-    """Greedy batched generation with a Hugging Face causal LM (left padding)."""
-
-    def __init__(self, model: Any, tokenizer: Any, placement: Placement, system: str) -> None:
-        self.model, self.tokenizer = model, tokenizer
-        self.placement, self.system = placement, system
-
-    @torch.inference_mode()
-    def __call__(self, rows: list[dict[str, Any]], max_new_tokens: int) -> list[tuple[str, int]]:
-        tok = self.tokenizer
-        prompts = [
-            tok.apply_chat_template(
-                messages(r["question"], r.get("evidence") or (), self.system),
-                add_generation_prompt=True,
-                tokenize=True,
-            )
-            for r in rows
-        ]
-        width = max(map(len, prompts))
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = torch.tensor(p)
-            mask[i, width - len(p) :] = 1
-        self.model.eval()
-        with self.placement.autocast():
-            out = self.model.generate(
-                input_ids=ids.to(self.placement.device),
-                attention_mask=mask.to(self.placement.device),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=pad,
-                eos_token_id=tok.eos_token_id,
-            )
-        results = []
-        for row in out[:, width:].tolist():
-            if tok.eos_token_id in row:
-                row = row[: row.index(tok.eos_token_id) + 1]
-            text = tok.decode(row, skip_special_tokens=True).strip()
-            results.append((text, len(row)))
-        return results
-
-
-def generate_all(
-    generator: Callable, rows: list[dict[str, Any]], batch: int, max_new: int, track: Tracker
-) -> tuple[list[str], int, float]:
-    """Answers to every row, with completion tokens and seconds spent."""
-    answers, tokens, start = [], 0, time.perf_counter()
-    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
-    for chunk in track(chunks, "answering validation prompts", len(chunks)):
-        for text, n in generator(chunk, max_new):
-            answers.append(text)
-            tokens += n
-    return answers, tokens, time.perf_counter() - start
 
 
 @dataclass
@@ -514,9 +301,9 @@ def distill(
             model.train()
             torch.manual_seed(config.seed + epoch)  # dropout: the same whether resumed or not
             start, tokens, loss_sum, seen = time.perf_counter(), 0, 0.0, 0
-            batches = _batches(lengths, config.batch_size, random.Random(config.seed + epoch))
+            batches = length_batches(lengths, config.batch_size, random.Random(config.seed + epoch))
             for batch in track(batches, f"epoch {epoch}/{config.epochs}", len(batches)):
-                data = _collate([encoded[i] for i in batch], pad, placement.device)
+                data = collate([encoded[i] for i in batch], pad, placement.device)
                 w = torch.tensor([weights[i] for i in batch], device=placement.device)
                 with placement.autocast():
                     weighted, mean_loss = answer_loss(model, data, w)

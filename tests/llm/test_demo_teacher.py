@@ -142,7 +142,7 @@ def test_the_runtime_teacher_client_feeds_the_gate_and_the_mix(
 ) -> None:
     """Over HTTP with the client `kdedge llm collect` uses, rows shaped like its cache; the
     gate rejects exactly the answers the teacher was told to get wrong."""
-    from kdedge.llm.gate import gate_dir
+    from kdedge.llm.gate_batch import gate_dir
     from kdedge.llm.mix import build_dir
     from kdedge.llm.prompts import SYSTEM_PROMPT
     from kdedge.runtimes.teachers import OpenAIClient

@@ -9,15 +9,8 @@ import pytest
 from kdedge.errors import ConfigError, DataError
 from kdedge.llm.catalog import Catalog
 from kdedge.llm.demo_teacher import DemoTeacher
-from kdedge.llm.gate import (
-    ACCEPTED,
-    REJECTED,
-    REPORT,
-    GateRule,
-    assess,
-    gate_dir,
-    gate_rows,
-)
+from kdedge.llm.gate import GateRule, assess
+from kdedge.llm.gate_batch import ACCEPTED, REJECTED, REPORT, gate_dir, gate_rows
 
 SAMPLES = Path(__file__).parents[2] / "kdedge" / "samples" / "manga_llm"
 

@@ -8,15 +8,9 @@ import pytest
 import torch
 
 from kdedge.errors import ConfigError, DataError
-from kdedge.llm.sft import (
-    SftConfig,
-    TrainRow,
-    _batches,
-    encode,
-    read_rows,
-    stop_reason,
-    weighted_loss,
-)
+from kdedge.llm.loss import encode, length_batches, weighted_loss
+from kdedge.llm.rows import TrainRow, read_rows
+from kdedge.llm.sft import SftConfig, stop_reason
 from tests.llm.tiny import build_tokenizer
 
 
@@ -53,7 +47,7 @@ def test_weighted_loss_counts_a_weight_of_two_as_two_rows() -> None:
 
 def test_batches_cover_every_row_once_with_similar_lengths() -> None:
     lengths = [random.Random(i).randint(10, 500) for i in range(300)]
-    batches = _batches(lengths, 8, random.Random(0))
+    batches = length_batches(lengths, 8, random.Random(0))
     flat = sorted(i for b in batches for i in b)
     assert flat == list(range(300))
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
@@ -101,7 +95,7 @@ def test_config_rejects_nonsense() -> None:
 def test_answer_loss_equals_the_full_logits_loss(tiny_llama) -> None:
     from transformers import AutoModelForCausalLM
 
-    from kdedge.llm.sft import _collate, answer_loss
+    from kdedge.llm.loss import answer_loss, collate
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
     tok = build_tokenizer()
@@ -110,7 +104,7 @@ def test_answer_loss_equals_the_full_logits_loss(tiny_llama) -> None:
         TrainRow("b", "Refund my order", ("x",), "A human agent will help.", 2.5),
     ]
     items = [encode(tok, r, "s", 256) for r in rows]
-    batch = _collate(items, tok.pad_token_id, torch.device("cpu"))
+    batch = collate(items, tok.pad_token_id, torch.device("cpu"))
     w = torch.tensor([1.0, 2.5])
     full = model(input_ids=batch["input_ids"], attention_mask=batch["mask"]).logits
     expected, _ = weighted_loss(full, batch["labels"], w)
