@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from kdedge.atomic import atomic_write_text
+from kdedge.base_models import resolve_model
 from kdedge.data.prepare import load_prepared, prepare_dataset
 from kdedge.distill.device import resolve
 from kdedge.distill.distillation import StudentSpec, distill
@@ -29,7 +30,6 @@ from kdedge.distill.labeling import label_texts
 from kdedge.distill.losses import LossConfig
 from kdedge.distill.teacher import teach
 from kdedge.distill.trainer import TrainConfig
-from kdedge.pipeline import resolve_model
 
 VARIANTS = {
     "hard": {"loss": LossConfig(alpha=0.0), "feature_epochs": 0},

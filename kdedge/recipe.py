@@ -7,18 +7,12 @@ in a recipe can execute code.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kdedge.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from kdedge.toml_sections import build_section, read_toml
 
 
 @dataclass(frozen=True)
@@ -122,49 +116,21 @@ _SECTIONS = {
 }
 
 
-def build_section(cls: type, values: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a TOML table; unknown keys are errors naming the valid ones."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where} must be a table, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
-        )
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in values:
-            continue
-        value = values[f.name]
-        if f.name == "rules":
-            value = tuple(
-                build_section(RuleSection, r, f"{where}.rules[{i}]") for i, r in enumerate(value)
-            )
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[f.name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+def load_recipe(path: str | Path, **overrides: Any) -> Any:
+    """Parse and check a recipe file; ``overrides`` replace top-level keys (e.g. device).
 
-
-def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    """A TOML file as a dict; a missing file or bad TOML is a one-line ConfigError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-
-
-def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
-    """Parse and check a recipe file; ``overrides`` replace top-level keys (e.g. device)."""
+    ``task = "rerank"`` at the top gives a :class:`~kdedge.rerank.recipe.RerankRecipe`;
+    otherwise (``task = "intent"`` or none) an intent :class:`Recipe`.
+    """
     raw = read_toml(path, "recipe")
     path = Path(path)
+    task = raw.pop("task", "intent")
+    if task == "rerank":
+        from kdedge.rerank.recipe import rerank_recipe_from_dict
+
+        return rerank_recipe_from_dict(raw, base_dir=path.parent, source=str(path), **overrides)
+    if task != "intent":
+        raise ConfigError(f"{path}: task {task!r} has no recipe; use intent or rerank")
     return recipe_from_dict(raw, base_dir=path.parent, source=str(path), **overrides)
 
 
@@ -180,7 +146,7 @@ def recipe_from_dict(
     if "data" not in raw:
         raise ConfigError(f"{source}: a recipe needs a [data] table with at least `train = ...`")
     sections = {
-        name: build_section(cls, raw[name], f"{source} [{name}]")
+        name: build_section(cls, raw[name], f"{source} [{name}]", {"rules": RuleSection})
         for name, cls in _SECTIONS.items()
         if name in raw
     }

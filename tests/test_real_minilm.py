@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_minilm_teacher_and_three_layer_student(tmp_path, data_dir):
+    from kdedge.base_models import resolve_model
     from kdedge.distill import (
         LossConfig,
         StudentSpec,
@@ -24,7 +25,6 @@ def test_minilm_teacher_and_three_layer_student(tmp_path, data_dir):
         resolve_device,
         teach,
     )
-    from kdedge.pipeline import resolve_model
 
     cpu = resolve_device("cpu")
     teacher = teach(

@@ -156,13 +156,13 @@ def command(
       kdedge distill --teacher teacher/ --data data/ --out student/ --feature-epochs 3
     Teacher logits come from the cache (`kdedge label`), so only the student is trained.
     """
+    from kdedge.base_models import resolve_model
     from kdedge.data.io import load_unlabeled
     from kdedge.distill.device import resolve
     from kdedge.distill.distillation import StudentSpec, distill
     from kdedge.distill.gates import Gates
     from kdedge.distill.losses import LossConfig
     from kdedge.distill.trainer import TrainConfig
-    from kdedge.pipeline import resolve_model
 
     result = distill(
         [resolve_model(t) for t in teachers],

@@ -165,7 +165,7 @@ def teach_cmd(
           --validation val_groups.jsonl --out teacher/ --max-length 256
     The epoch with the best validation NDCG@10 that passes the gates is kept.
     """
-    from kdedge.pipeline import resolve_model
+    from kdedge.base_models import resolve_model
     from kdedge.rerank.teacher import teach_reranker
 
     result = teach_reranker(

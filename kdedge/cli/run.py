@@ -11,11 +11,44 @@ from kdedge.cli.console import emit_json, info, rich_tracker
 from kdedge.cli.options import json_option, quiet_option
 
 
-def stage_printer(quiet: bool):
+def _rerank_stage(stage: str, report: dict) -> bool:
+    """The one-line summary of a reranker recipe's stage; False when it is not one."""
+    if stage == "candidates":
+        parts = [
+            f"{s} {r['queries']} queries, BM25 recall@{r['k']} {100 * r['recall_at_k']:.1f}%"
+            for s, r in report.items()
+        ]
+        info("[green]✓ candidates[/] " + "; ".join(parts))
+    elif stage in ("teach", "distill") and ("history" in report or "train" in report):
+        train = report.get("train", report)
+        best = next(h for h in train["history"] if h["epoch"] == train["best_epoch"])
+        info(
+            f"[green]✓ {stage:<9}[/] epoch {train['best_epoch']} kept "
+            f"({'promotable' if train['promotable'] else 'NOT promotable'}), "
+            f"val NDCG@10 {best['ndcg@10']:.4f}"
+        )
+    elif stage == "evaluate" and "models" in report:
+        parts = [f"{m['role']} {m['layers']}L NDCG@10 {m['ndcg@10']:.4f}" for m in report["models"]]
+        info("[green]✓ evaluate[/]  " + " · ".join(parts))
+    elif stage == "export":
+        shipped = [a["name"] for a in report["artifacts"] if a["shipped"]]
+        info(f"[green]✓ export[/]    {', '.join(shipped) or 'nothing'} → {report['out_dir']}")
+    else:
+        return stage == "teach"  # a skipped stage of either kind
+    return True
+
+
+def stage_printer(quiet: bool, task: str = "intent"):
     """Print a one-line summary as each stage finishes."""
 
     def on_stage(stage: str, report: dict) -> None:
         if quiet:
+            return
+        if "skipped" in report:
+            info(f"[green]✓ {stage}[/] {report['skipped']}")
+            return
+        if task == "rerank":
+            _rerank_stage(stage, report)
             return
         if stage == "prepare":
             counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
@@ -68,9 +101,14 @@ def stage_printer(quiet: bool):
 def command(recipe, device, workdir, resume, quiet, as_json):
     """Run every stage from one TOML recipe: prepare, teach, label, distill, calibrate, evaluate.
 
+    A recipe with `task = "rerank"` runs a reranker instead: candidates (BM25, when the
+    recipe gives a corpus), teach, distill (teacher scores cached), evaluate teacher and
+    student by NDCG, and export the student when [export] lists formats.
+
     \b
     Example:
       kdedge run examples/recipes/mangaassist.toml --device cuda
+      kdedge run examples/recipes/stackfaq_rerank.toml
     Reports go to WORKDIR/pipeline_report.json. Exit status 1 when the student fails a gate.
     """
     from kdedge.cli.render import render_evaluations
@@ -78,17 +116,40 @@ def command(recipe, device, workdir, resume, quiet, as_json):
     from kdedge.recipe import load_recipe
 
     loaded = load_recipe(recipe, device=device, workdir=str(workdir) if workdir else None)
+    task = getattr(loaded, "task", "intent")
     result = run_recipe(
         loaded,
         resume=resume,
         track=rich_tracker(quiet or as_json),
-        on_stage=stage_printer(quiet or as_json),
+        on_stage=stage_printer(quiet or as_json, task),
     )
     if as_json:
         emit_json(result.to_dict())
+    elif task == "rerank":
+        _render_rankings(result.stages["evaluate"])
     else:
         render_evaluations(
             [(role, result.stages[f"evaluate_{role}"]) for role in ("teacher", "student")]
         )
     if not result.passed:
         sys.exit(1)
+
+
+def _render_rankings(report: dict) -> None:
+    """Teacher and student side by side, with the first stage's own order for scale."""
+    from rich.table import Table
+
+    from kdedge.cli.console import stdout
+
+    models = report["models"]
+    table = Table(title=f"Ranking {int(models[0]['queries'])} queries of {report['data']}")
+    table.add_column("metric")
+    table.add_column("first stage", justify="right")
+    for m in models:
+        table.add_column(f"{m['role']} ({m['layers']}L)", justify="right")
+    for key in ("ndcg@3", "ndcg@5", "ndcg@10", "mrr@10", "recall@10"):
+        table.add_row(key, f"{report['first_stage'][key]:.4f}", *[f"{m[key]:.4f}" for m in models])
+    share = models[-1].get("share_of_reference_ndcg@10")
+    if share is not None:
+        table.add_row("share of teacher NDCG@10", "", "", f"{100 * share:.1f}%")
+    stdout.print(table)

@@ -57,10 +57,10 @@ def command(
       kdedge teach --base minilm --data data/ --out teacher/ --epochs 6
     The epoch with the best validation accuracy is kept; its labels travel in labels.json.
     """
+    from kdedge.base_models import resolve_model
     from kdedge.distill.device import resolve
     from kdedge.distill.teacher import teach
     from kdedge.distill.trainer import TrainConfig
-    from kdedge.pipeline import resolve_model
 
     result = teach(
         resolve_model(base),

@@ -28,7 +28,7 @@ from typing import Any
 from kdedge.atomic import atomic_write_text
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
-from kdedge.recipe import build_section, read_toml
+from kdedge.toml_sections import build_section, read_toml
 
 RESULTS = "results"
 REPORT_JSON = "sweep_report.json"
@@ -292,11 +292,11 @@ def _slug(name: str) -> str:
 def _run_variant(
     variant: Variant, sweep: Sweep, holdout: Path, judged_on: Path, placement: Any, track: Tracker
 ) -> dict[str, Any]:
+    from kdedge.base_models import resolve_model
     from kdedge.data.io import load_unlabeled
     from kdedge.distill.distillation import StudentSpec, distill
     from kdedge.distill.losses import LossConfig
     from kdedge.distill.trainer import TrainConfig
-    from kdedge.pipeline import resolve_model
 
     s = variant.settings
     out = sweep.workdir / _slug(variant.name)
@@ -354,7 +354,7 @@ def _run_variant(
 def _judge_teacher(
     teacher: str, sweep: Sweep, holdout: Path, judged_on: Path, placement: Any, track: Tracker
 ) -> dict[str, Any]:
-    from kdedge.pipeline import resolve_model
+    from kdedge.base_models import resolve_model
 
     path = resolve_model(teacher)
     return {
