@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,19 +68,11 @@ class GateRule:
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10 uses the tomli backport
-        from kdedge.extras import require
+    from kdedge.recipe import read_toml
 
-        tomllib = require("tomli", "train", "Reading a gates file on Python 3.10")
     if not path.is_file():
         raise ConfigError(f"gates file {path} does not exist; pass the path of a .toml file")
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax") from exc
+    return read_toml(path, "gates file")
 
 
 @dataclass(frozen=True)
