@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 from collections.abc import Iterator
@@ -73,7 +74,8 @@ def _text(value: Any, name: str) -> str:
 
 
 def _integer(value: Any, name: str, low: int, high: int | None = None) -> int:
-    in_range = not isinstance(value, bool) and isinstance(value, int) and value >= low
+    # numbers.Integral: the exporter may hand over numpy integers; JSON gives int
+    in_range = not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= low
     if not in_range or (high is not None and value > high):
         expected = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
         raise _bad(name, expected, value)
@@ -81,7 +83,7 @@ def _integer(value: Any, name: str, low: int, high: int | None = None) -> int:
 
 
 def _positive(value: Any, name: str) -> float:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not number or not math.isfinite(value) or value <= 0:
         raise _bad(name, "a finite number > 0", value)
     return float(value)
@@ -91,7 +93,7 @@ def _figure(value: Any, name: str) -> None:
     """A measured figure: a finite number >= 0, or null."""
     if value is None:
         return
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not number or not math.isfinite(value) or value < 0:
         raise _bad(name, "a finite number >= 0 or null", value)
 
