@@ -188,7 +188,11 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {_shown(value)}")
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
             raise ConfigError(f"{where} must be a finite number, got {_shown(value)}")
         return value
     if hint in (str, int, bool):
@@ -224,6 +228,8 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     except RecursionError:
         raise ConfigError(f"{path}: TOML nested too deeply to read; flatten it") from None
+    except ValueError as exc:  # an integer longer than Python's 4,300-digit limit
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
 def load_recipe(path: str | Path, **overrides: Any) -> Recipe:

@@ -177,6 +177,12 @@ def _jsonl_rows(
                 path=path,
                 line=number,
             ) from None
+        except ValueError as exc:  # an integer longer than Python's 4,300-digit limit
+            raise DataError(
+                f"not valid JSON ({exc}). Fix: write one JSON object per line, e.g. {example}",
+                path=path,
+                line=number,
+            ) from None
         if not isinstance(row, dict):
             raise DataError(
                 f"row is a JSON {describe(row)}, not an object: {clip(raw.strip())}. "
@@ -324,7 +330,10 @@ class _RowParser:
             except ValueError:
                 number = None
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer too large for a float
+                number = None
         if number is None or not math.isfinite(number) or number <= 0:
             raise self.error(
                 line,

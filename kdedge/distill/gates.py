@@ -35,6 +35,16 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _finite(value: object) -> bool:
+    """A real number (not a bool) finite as a float; 10**400 is not (it overflows)."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return False
+
+
 def _fmt_pair(value: float, threshold: float) -> tuple[str, str]:
     """Format two numbers with 3 decimals, or more when 3 would print them equal."""
     for digits in range(3, 10):
@@ -124,7 +134,7 @@ class Gates:
                     raise ConfigError(
                         f"{source}: unknown key '{key}' in gate '{metric}'; valid keys: min, max"
                     )
-                if not _is_number(value) or not math.isfinite(value):
+                if not _finite(value):
                     raise ConfigError(
                         f"{source}: gate '{metric}' {key} must be a finite number; got {value!r}"
                     )
@@ -140,7 +150,7 @@ class Gates:
 
         weights = {}
         for metric, weight in sections["score"].items():
-            if not _is_number(weight) or not math.isfinite(weight):
+            if not _finite(weight):
                 raise ConfigError(
                     f"{source}: score weight for '{metric}' must be a finite number; got {weight!r}"
                 )
@@ -330,7 +340,7 @@ class ClassifierStopRule:
     def __post_init__(self) -> None:
         for name in ("min_accuracy_gain", "min_rare_recall_gain", "min_kd_loss_rel_gain"):
             value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value < 0:
+            if not _finite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}")
         for name, low, high in (("signals_needed", 1, 3), ("consecutive", 1, None)):
             value = getattr(self, name)
@@ -372,8 +382,8 @@ class ClassifierStopRule:
         """Decide after the last epoch of ``history``; return (stop, reason)."""
         for i, epoch in enumerate(history, start=1):
             values = (epoch.val_accuracy, epoch.rare_class_recall, epoch.kd_loss)
-            optional_ok = all(v is None or (_is_number(v) and math.isfinite(v)) for v in values[1:])
-            if not (_is_number(values[0]) and math.isfinite(values[0]) and optional_ok):
+            optional_ok = all(v is None or _finite(v) for v in values[1:])
+            if not (_finite(values[0]) and optional_ok):
                 raise DataError(f"epoch {i} signals must be finite numbers (or None); got {epoch}")
         needed = max(self.min_epochs, self.consecutive + 1)
         n = len(history)

@@ -41,8 +41,9 @@ class BadRequest(ValueError):
 
 
 def parse_body(body: bytes | str) -> Any:
-    """A request body as JSON; invalid JSON, bytes that are not UTF-8 and JSON nested too
-    deeply to read (json's RecursionError) are a :class:`BadRequest`."""
+    """A request body as JSON; invalid JSON, bytes that are not UTF-8, JSON nested too
+    deeply to read (json's RecursionError) and integers too long to convert (Python's
+    4,300-digit limit, a ValueError) are a :class:`BadRequest`."""
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:
@@ -51,6 +52,8 @@ def parse_body(body: bytes | str) -> Any:
         raise BadRequest(f"the body is not valid JSON: not UTF-8 ({exc.reason})") from None
     except RecursionError:
         raise BadRequest("the body is not valid JSON: nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def check_text(text: str, where: str) -> None:

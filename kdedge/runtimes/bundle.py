@@ -82,9 +82,18 @@ def _integer(value: Any, name: str, low: int, high: int | None = None) -> int:
     return value
 
 
+def _finite(value: Any) -> bool:
+    """A real number (not a bool) that is finite as a float (10**400 is not: it overflows)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _positive(value: Any, name: str) -> float:
-    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
+    if not _finite(value) or value <= 0:
         raise _bad(name, "a finite number > 0", value)
     return float(value)
 
@@ -93,8 +102,7 @@ def _figure(value: Any, name: str) -> None:
     """A measured figure: a finite number >= 0, or null."""
     if value is None:
         return
-    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < 0:
+    if not _finite(value) or value < 0:
         raise _bad(name, "a finite number >= 0 or null", value)
 
 
@@ -421,8 +429,8 @@ def read_manifest(bundle: str | Path) -> Manifest:
         raise ModelError(f"{root} has no {MANIFEST}: not a kdedge bundle (or an unfinished export)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc}); the bundle is damaged") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        raise ModelError(f"{path} is not valid JSON ({exc}); the bundle is damaged") from None
     if not isinstance(data, dict):
         raise ModelError(f"{path} is not a JSON object; the bundle is damaged")
     manifest = Manifest.from_dict(data, str(path))

@@ -60,6 +60,8 @@ class GenerationPolicy:
     clarify_text: str = CLARIFY_TEXT
 
     def __post_init__(self) -> None:
+        if not isinstance(self.clarify_text, str):
+            raise ConfigError(f"router clarify_text must be a string, got {self.clarify_text!r}")
         if not 0.0 <= self.min_token_prob <= 1.0:
             raise ConfigError(f"router min_token_prob must be in [0, 1], got {self.min_token_prob}")
         if self.router.risk_labels:

@@ -93,7 +93,12 @@ class RouterPolicy:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("risk_labels", "risk_patterns"):
             if key in values:
-                values[key] = tuple(values[key] or ())
+                items = values[key] or ()
+                if not isinstance(items, (list, tuple)) or not all(
+                    isinstance(item, str) for item in items
+                ):
+                    raise ConfigError(f"{where}: {key} must be a list of strings, got {items!r}")
+                values[key] = tuple(items)
         try:
             return cls(**values)
         except TypeError as exc:
@@ -295,8 +300,8 @@ def read_policy_data(source: Mapping[str, Any] | str | Path) -> tuple[dict[str, 
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"router policy file {path} does not exist") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"router policy file {path} is not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        raise ConfigError(f"router policy file {path} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and "policy" in data:  # a `kdedge route fit` report
         data = data["policy"]
     if not isinstance(data, dict):

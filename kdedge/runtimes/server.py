@@ -265,6 +265,22 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are logged by the runtime's TieredLog, not as access lines
 
+    def handle_one_request(self) -> None:
+        """One request; a bug anywhere in answering it is a 500 (then the traceback, for the
+        operator, via handle_error), never a connection dropped without a reply."""
+        self._replied = False
+        try:
+            super().handle_one_request()
+        except OSError:
+            raise
+        except Exception as exc:
+            self.close_connection = True
+            if not self._replied:
+                first = (str(exc).strip().splitlines() or [""])[0][:300]
+                with contextlib.suppress(OSError):
+                    self._json(500, {"error": f"internal error: {type(exc).__name__}: {first}"})
+            raise
+
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -272,6 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+        self._replied = True
         self.wfile.write(body)
         path = self.path.split("?")[0]
         # known paths only: a label per path a client invents would grow without bound

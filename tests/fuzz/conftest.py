@@ -36,6 +36,7 @@ json_scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([10**400, -(10**400)]),  # too large for a float: OverflowError bait
     st.floats(allow_nan=True, allow_infinity=True),
     texts,
 )
@@ -46,6 +47,9 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+LONG_INT = "1" * 5000  # past Python's 4,300-digit limit: json.loads raises a bare ValueError
 
 
 def deep(depth: int, open_: str = "[", close: str = "]") -> str:

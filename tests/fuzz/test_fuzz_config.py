@@ -29,6 +29,7 @@ toml_values = st.recursive(
     st.one_of(
         st.booleans(),
         st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.just(10**400),
         st.floats(allow_nan=True),
         st.text(max_size=10),
     ),
@@ -92,6 +93,8 @@ def test_recipe_of_any_table(raw):
 @example(b'name = "caf\xe9"\n[data]\ntrain = "t.jsonl"\n')  # Latin-1, not UTF-8
 @example(b"a = " + b"[" * 50_000)
 @example(b"a = " + b"{b = " * 50_000)
+@example(b"[gates]\naccuracy = { min = " + b"1" * 5000 + b" }\n")
+@example(b"[gates]\naccuracy = { min = 1" + b"0" * 400 + b" }\n")
 def test_recipe_and_gates_files_of_any_bytes(data):
     path = _toml_file(data)
     for read in (load_recipe, Gates.from_toml):

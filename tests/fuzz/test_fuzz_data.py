@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kdedge.data.io import load_examples
 from kdedge.errors import DataError
 from kdedge.rerank.data import read_groups
-from tests.fuzz.conftest import deep, json_values, texts
+from tests.fuzz.conftest import LONG_INT, deep, json_values, texts
 
 
 def _write(suffix: str, data: bytes) -> Path:
@@ -67,6 +67,8 @@ def test_jsonl_rows_of_any_shape(rows, require_labels):
 @example(b"\xff\xfe text,label\n", ".csv", True)
 @example(b'text,label\n"unterminated,a\n', ".csv", True)
 @example(b"text,label\nx\x00y,a\n", ".csv", True)
+@example(b'{"text": "a", "label": "b", "weight": ' + LONG_INT.encode() + b"}", ".jsonl", True)
+@example(b'{"text": "a", "label": "b", "weight": 1' + b"0" * 400 + b"}", ".jsonl", True)
 def test_any_bytes(data, suffix, require_labels):
     _examples_or_data_error(_write(suffix, data), require_labels)
 
@@ -118,6 +120,7 @@ def test_query_groups_of_any_shape(groups):
 
 @given(st.binary(max_size=300))
 @example(deep(100_000).encode())
+@example(b'{"query": "q", "candidates": [{"text": "t", "relevance": ' + LONG_INT.encode() + b"}]}")
 def test_query_groups_of_any_bytes(data):
     with contextlib.suppress(DataError):
         read_groups(_write(".jsonl", data))

@@ -19,7 +19,7 @@ from kdedge.runtimes.api import (
     parse_request,
     parse_rerank_request,
 )
-from tests.fuzz.conftest import deep, json_values, texts
+from tests.fuzz.conftest import LONG_INT, deep, json_values, texts
 
 KEYS = [
     "text",
@@ -77,6 +77,7 @@ def test_parsers_raise_only_bad_request(payload):
 @example(deep(100_000).encode())
 @example(b'{"text": "\\ud800 hi"}')
 @example(b"\xff\xfe{")
+@example(b'{"text": "hi", "top_k": ' + LONG_INT.encode() + b"}")
 def test_any_body_bytes(body):
     try:
         parse_body(body)

@@ -10,7 +10,7 @@ import copy
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kdedge.errors import BundleError, KdedgeError
@@ -112,3 +112,35 @@ def test_each_malformed_field_is_named(manifest, path, value, field):
         Manifest.from_dict(_mutated(manifest, path, value), "B/manifest.json")
     assert info.value.field == field
     assert f"'{field}'" in str(info.value) and str(info.value).startswith("B/manifest.json")
+
+
+# -- the router sections a manifest (or a --policy file) carries ----------------------------
+
+ROUTER_KEYS = [
+    "confidence_threshold", "risk_threshold", "risk_labels", "risk_patterns",
+    "low_confidence_action", "max_fallback_rate", "budget_window", "budget_min_events",
+    "clarify_top_k", "min_token_prob", "clarify_text", "min_score", "low_score_action",
+    "oos_label",
+]  # fmt: skip
+
+
+@given(st.dictionaries(st.sampled_from(ROUTER_KEYS), json_values, max_size=4))
+@example({"risk_patterns": 5})
+@example({"risk_labels": "order_tracking"})
+@example({"clarify_text": 3})
+@example({"min_score": 10**400})
+@example({"risk_patterns": ["("]})
+def test_router_sections_of_any_shape(section):
+    from kdedge.runtimes.generate import GenerationConfig
+    from kdedge.runtimes.generation_router import GenerationPolicy
+    from kdedge.runtimes.rerank import RerankPolicy
+    from kdedge.runtimes.router import Router, RouterPolicy
+
+    for build in (
+        lambda: Router(RouterPolicy.from_dict(section), ("a", "b")),
+        lambda: GenerationPolicy.from_dict(section),
+        lambda: RerankPolicy.from_dict(section),
+        lambda: GenerationConfig.from_dict(section),
+    ):
+        with contextlib.suppress(KdedgeError):
+            build()

@@ -315,6 +315,7 @@ def test_a_negative_length_buffers_nothing(limited):
         (b'{"text": "\\ud800 hi"}', "lone surrogate"),
         (b'{"texts": ["ok", "\\udfff"]}', "lone surrogate"),
         (b"\xff\xfe{}", "not valid JSON"),
+        (b'{"text": "hi", "top_k": ' + b"1" * 5000 + b"}", "4300 digits"),  # a bare ValueError
     ],
 )
 def test_hostile_bodies_get_a_one_line_400(limited, capfd, body, message):
@@ -451,3 +452,19 @@ def test_bad_server_limits_are_config_errors(tiny_bundle):
     with pytest.raises(ConfigError, match="max_connections"):
         PredictServer(rt, "127.0.0.1", 0, max_connections=0)
     rt.close()
+
+
+def test_a_bug_outside_the_model_is_a_500_not_a_dropped_connection(limited, monkeypatch, capfd):
+    import kdedge.runtimes.server as server_module
+
+    def broken(runtime):
+        raise KeyError("artifact")
+
+    monkeypatch.setattr(server_module, "health", broken)
+    code, body, closed = raw_request(limited, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert (code, closed) == (500, True) and body == {
+        "error": "internal error: KeyError: 'artifact'"
+    }
+    assert "KeyError" in capfd.readouterr().err  # the operator still sees the traceback
+    monkeypatch.undo()
+    assert call(limited.url + "/healthz")[0] == 200
