@@ -342,3 +342,14 @@ def test_one_label_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="needs at least 2 labels"):
         prepare_dataset(write_jsonl(tmp_path / "train.jsonl", rows), out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_prepared_folder_with_one_label_is_refused(tmp_path: Path) -> None:
+    from kdedge.data.prepare import load_prepared
+
+    rows = [{"text": "where is my order", "label": "order"}]
+    for split in ("train", "validation", "test"):
+        write_jsonl(tmp_path / f"{split}.jsonl", rows)
+    (tmp_path / "labels.json").write_text('{"labels": ["order"]}')
+    with pytest.raises(DataError, match="needs at least 2 labels"):  # what teach/distill read
+        load_prepared(tmp_path)

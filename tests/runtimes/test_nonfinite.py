@@ -276,3 +276,24 @@ def test_every_real_backend_behind_a_nan_injecting_wrapper(exported, artifact):
         rt.backend = Broken()
         for p in rt.predict_batch(["this is fraud call my lawyer", "hello"]):
             assert_never_answered(p)
+
+
+def test_the_lambda_handler_never_returns_nan(tiny, monkeypatch):
+    from kdedge.runtimes import aws_lambda
+
+    monkeypatch.setenv("KDEDGE_BUNDLE", str(tiny))
+    monkeypatch.setenv("KDEDGE_ARTIFACT", "onnx")
+    monkeypatch.setattr(aws_lambda, "_runtime", None)
+    try:
+        direct = aws_lambda.handler({"text": "poison order"}, None)  # the runtime's own dumps
+        assert direct["confidence"] is None and direct["reason"] == "model_error"
+        json.dumps(direct, allow_nan=False)
+        event = {"httpMethod": "POST", "path": "/predict", "body": '{"text": "huge huge"}'}
+        out = aws_lambda.handler(event, None)
+        assert strict(out["body"])["reason"] == "model_error"
+        event["body"] = '{"text": "hi", "top_k": ' + "1" * 5000 + "}"
+        assert aws_lambda.handler(event, None)["statusCode"] == 400
+    finally:
+        if aws_lambda._runtime is not None:
+            aws_lambda._runtime.close()
+        aws_lambda._runtime = None
