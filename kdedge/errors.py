@@ -26,6 +26,19 @@ class ModelError(KdedgeError):
     """A model directory or artifact is missing, incomplete or corrupted."""
 
 
+class BundleError(ModelError):
+    """A bundle's manifest is malformed: a field of the wrong type or out of range.
+
+    The message names the field (``tokenizer.max_length``, ``artifacts[2].files``, ...). A
+    subclass of :class:`ModelError`, so ``except ModelError`` still catches it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, detail: str = "") -> None:
+        self.field = field
+        self.detail = detail  # the message without "field '...'", to re-prefix the field
+        super().__init__(message)
+
+
 class DataError(KdedgeError):
     """A data file is malformed. Carries the file, line and field when known."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.errors import ConfigError
-from kdedge.toml_sections import build_section, read_toml
+from kdedge.toml_sections import build_section, check_type, read_toml
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,14 @@ def recipe_from_dict(
     gates = None
     if "gates" in raw or "score" in raw:
         gates = {"gates": raw.get("gates", {}), "score": raw.get("score", {})}
-    kwargs = {k: raw[k] for k in ("workdir", "name", "device", "precision") if k in raw}
+    kwargs = {
+        k: check_type(raw[k], str, f"{source}: {k}")
+        for k in ("workdir", "name", "device", "precision")
+        if k in raw
+    }
+    for table in ("gates", "score"):
+        if table in raw and not isinstance(raw[table], dict):
+            raise ConfigError(f"{source}: {table} must be a table ([{table}])")
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     recipe = Recipe(**sections, **kwargs, gates=gates, base_dir=base_dir)
     teacher = recipe.teacher

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from kdedge import jsonout
 from kdedge.bench.targets import TARGETS
 from kdedge.cli.console import info, rich_tracker, stdout
 
@@ -202,7 +202,7 @@ def command(
             )
         )
     if json_out:
-        atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
+        atomic_write_text(json_out, jsonout.dumps(result, indent=2) + "\n")
     if md_out:
         atomic_write_text(md_out, markdown(result))
     if png_out:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -16,6 +15,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from kdedge import jsonout
 
 T = TypeVar("T")
 
@@ -62,7 +63,7 @@ def _force_progress() -> bool:
 
 def emit_json(data: Any) -> None:
     """Machine-readable output on stdout (and nothing else there)."""
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(jsonout.dumps(data, indent=2, default=str))
 
 
 def percent(value: float | None) -> str:

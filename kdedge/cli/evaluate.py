@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
+from kdedge import jsonout
 from kdedge.cli.console import emit_json, rich_tracker
 from kdedge.cli.options import compute_options
 from kdedge.cli.render import render_confusions, render_evaluations
@@ -72,7 +72,7 @@ def command(
         reports.append((Path(model_dir).name, result.to_dict()))
     payload = {name: r for name, r in reports} if len(reports) > 1 else reports[0][1]
     if report:
-        atomic_write_text(report, json.dumps(payload, indent=2, default=str) + "\n")
+        atomic_write_text(report, jsonout.dumps(payload, indent=2, default=str) + "\n")
     if as_json:
         emit_json(payload)
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kdedge import jsonout
 from kdedge.cli.console import emit_json, info, percent, rich_tracker, stdout
 from kdedge.cli.options import open_teacher, teacher_options
 
@@ -158,7 +159,7 @@ def fit(
     if out:
         from kdedge.atomic import atomic_write_text
 
-        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(out, jsonout.dumps(report, indent=2) + "\n")
     if apply:
         _apply(bundle, policy)
     if as_json:

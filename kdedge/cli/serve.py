@@ -29,6 +29,21 @@ from kdedge.cli.options import open_runtime, runtime_options, teacher_options
     help="incident: log everything, texts included (canaries, investigations).",
 )
 @click.option("--max-batch", type=click.IntRange(1), default=64, show_default=True)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send a whole request; also each socket read and write.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Client connections (threads) open at once; past it the longest-idle one is "
+    "closed, or the new one gets 503 when all are busy.",
+)
 @runtime_options
 @teacher_options
 def command(
@@ -38,6 +53,8 @@ def command(
     log_target,
     log_mode,
     max_batch,
+    request_timeout,
+    max_connections,
     **runtime,
 ):
     """Serve a bundle over HTTP: POST /predict, GET /healthz, GET /metrics (Prometheus).
@@ -65,7 +82,14 @@ def command(
         log = TieredLog(sys.stderr if log_target == "-" else log_target, mode=log_mode)
     rt = open_runtime(bundle, log=log, **runtime)
     try:
-        server = PredictServer(rt, host, port, max_batch=max_batch)
+        server = PredictServer(
+            rt,
+            host,
+            port,
+            max_batch=max_batch,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+        )
     except OSError as exc:
         rt.close()
         from kdedge.errors import ConfigError

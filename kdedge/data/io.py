@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,19 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+_EXAMPLE_ROW = '{"text": "where is my order", "label": "order_status"}'
+
+
+def _jsonl_rows(
+    path: Path,
+    text: str,
+    example: str = _EXAMPLE_ROW,
+    describe: Callable[[object], str] = lambda row: type(row).__name__,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, object)`` per non-blank line of a JSONL text, or a :class:`DataError` at the
+    first bad line: invalid JSON, JSON nested too deeply to read (json's RecursionError), or
+    a value that is not an object (named by ``describe``). ``example`` is the row the fix
+    shows. The one JSONL reader of kdedge's data files (examples, query groups, corpora)."""
     # split on "\n" only: str.splitlines() would also split on U+2028, valid inside JSON strings
     for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
@@ -154,19 +166,51 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"not valid JSON ({exc.msg} at column {exc.colno}): {clip(raw.strip())}. "
-                "Fix: write one JSON object per line, e.g. "
-                '{"text": "where is my order", "label": "order_status"}',
+                f"Fix: write one JSON object per line, e.g. {example}",
+                path=path,
+                line=number,
+            ) from None
+        except RecursionError:
+            raise DataError(
+                "JSON nested too deeply to read. Fix: write one flat JSON object per line, "
+                f"e.g. {example}",
+                path=path,
+                line=number,
+            ) from None
+        except ValueError as exc:  # an integer longer than Python's 4,300-digit limit
+            raise DataError(
+                f"not valid JSON ({exc}). Fix: write one JSON object per line, e.g. {example}",
                 path=path,
                 line=number,
             ) from None
         if not isinstance(row, dict):
             raise DataError(
-                f"row is a JSON {type(row).__name__}, not an object: {clip(raw.strip())}. "
-                'Fix: write each row as an object, e.g. {"text": "...", "label": "..."}',
+                f"row is a JSON {describe(row)}, not an object: {clip(raw.strip())}. "
+                f"Fix: write each row as an object, e.g. {example}",
+                path=path,
+                line=number,
+            )
+        if "\\u" in raw and not _valid_unicode(row):
+            raise DataError(
+                "a string holds a lone surrogate escape (\\ud800 to \\udfff without its "
+                "pair), which is not valid Unicode and no tokenizer can encode. Fix: write "
+                "the character itself, or drop the escape",
                 path=path,
                 line=number,
             )
         yield number, row
+
+
+def _valid_unicode(row: dict[str, Any]) -> bool:
+    """Whether every string in ``row`` encodes as UTF-8 (JSON's \\u escapes can carry
+    lone surrogates; raw UTF-8 bytes cannot)."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except RecursionError:  # parsed, but too deep to re-encode: its strings are not checked
+        return True
+    return True
 
 
 def _csv_rows(path: Path, text: str, text_field: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -286,7 +330,10 @@ class _RowParser:
             except ValueError:
                 number = None
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer too large for a float
+                number = None
         if number is None or not math.isfinite(number) or number <= 0:
             raise self.error(
                 line,

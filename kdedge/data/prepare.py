@@ -122,6 +122,7 @@ def prepare_dataset(
             path=train_path,
         )
     labels = LabelSet.from_labels(example.label for example in data["train"])
+    _two_labels(labels, train_path)
     for name in ("validation", "test"):
         if name in data:
             check_labels(data[name], labels)
@@ -188,6 +189,18 @@ def prepare_dataset(
     return report
 
 
+def _two_labels(labels: LabelSet, where: Path) -> None:
+    """A classifier needs at least 2 labels: with one, every answer is 100% confident."""
+    if len(labels) < 2:
+        raise DataError(
+            f"the training data has only the label {labels.names[0]!r}; a classifier needs at "
+            "least 2 labels (with one, every prediction is 100% confident). Fix: add rows of "
+            "the other intents",
+            path=where,
+            field="label",
+        )
+
+
 def load_prepared(out_dir: str | Path) -> PreparedData:
     """Read a directory written by :func:`prepare_dataset`; labels are checked per split."""
     out = Path(out_dir)
@@ -205,6 +218,7 @@ def load_prepared(out_dir: str | Path) -> PreparedData:
                 path=out / name,
             )
     labels = LabelSet.load(out)
+    _two_labels(labels, out / LABELS_FILE)
     splits = {name: load_examples(out / split_file(name)) for name in SPLITS}
     for rows in splits.values():
         check_labels(rows, labels)

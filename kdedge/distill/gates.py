@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,16 @@ _BOUNDS = ("min", "max")
 
 def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite(value: object) -> bool:
+    """A real number (not a bool) finite as a float; 10**400 is not (it overflows)."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return False
 
 
 def _fmt_pair(value: float, threshold: float) -> tuple[str, str]:
@@ -69,19 +78,11 @@ class GateRule:
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10 uses the tomli backport
-        from kdedge.extras import require
+    from kdedge.toml_sections import read_toml
 
-        tomllib = require("tomli", "train", "Reading a gates file on Python 3.10")
     if not path.is_file():
         raise ConfigError(f"gates file {path} does not exist; pass the path of a .toml file")
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax") from exc
+    return read_toml(path, "gates file")
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Gates:
                     raise ConfigError(
                         f"{source}: unknown key '{key}' in gate '{metric}'; valid keys: min, max"
                     )
-                if not _is_number(value) or not math.isfinite(value):
+                if not _finite(value):
                     raise ConfigError(
                         f"{source}: gate '{metric}' {key} must be a finite number; got {value!r}"
                     )
@@ -149,7 +150,7 @@ class Gates:
 
         weights = {}
         for metric, weight in sections["score"].items():
-            if not _is_number(weight) or not math.isfinite(weight):
+            if not _finite(weight):
                 raise ConfigError(
                     f"{source}: score weight for '{metric}' must be a finite number; got {weight!r}"
                 )
@@ -339,7 +340,7 @@ class ClassifierStopRule:
     def __post_init__(self) -> None:
         for name in ("min_accuracy_gain", "min_rare_recall_gain", "min_kd_loss_rel_gain"):
             value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value < 0:
+            if not _finite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}")
         for name, low, high in (("signals_needed", 1, 3), ("consecutive", 1, None)):
             value = getattr(self, name)
@@ -381,8 +382,8 @@ class ClassifierStopRule:
         """Decide after the last epoch of ``history``; return (stop, reason)."""
         for i, epoch in enumerate(history, start=1):
             values = (epoch.val_accuracy, epoch.rare_class_recall, epoch.kd_loss)
-            optional_ok = all(v is None or (_is_number(v) and math.isfinite(v)) for v in values[1:])
-            if not (_is_number(values[0]) and math.isfinite(values[0]) and optional_ok):
+            optional_ok = all(v is None or _finite(v) for v in values[1:])
+            if not (_finite(values[0]) and optional_ok):
                 raise DataError(f"epoch {i} signals must be finite numbers (or None); got {epoch}")
         needed = max(self.min_epochs, self.consecutive + 1)
         n = len(history)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from kdedge.atomic import atomic_write
-from kdedge.data.io import _read_text, clip
+from kdedge.data.io import _jsonl_rows, _read_text, clip
 from kdedge.errors import DataError
 
 __all__ = [
@@ -325,37 +325,9 @@ def relevance_from_labels(
 
 
 def _rows(path: Path, example: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line, object)`` per non-blank line; like :func:`kdedge.data.io.read_jsonl`, but a
-    deeply nested line (json's RecursionError) is a :class:`DataError` at its line too."""
-    text = _read_text(path)
-    # split on "\n" only: str.splitlines() would also split on U+2028, valid inside JSON strings
-    for number, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"not valid JSON ({exc.msg} at column {exc.colno}): {clip(raw.strip())}. "
-                f"Fix: write one JSON object per line, e.g. {example}",
-                path=path,
-                line=number,
-            ) from None
-        except RecursionError:
-            raise DataError(
-                "JSON nested too deeply to read. Fix: write one flat JSON object per line, "
-                f"e.g. {example}",
-                path=path,
-                line=number,
-            ) from None
-        if not isinstance(row, dict):
-            raise DataError(
-                f"row is a JSON {_json_type(row)}, not an object: {clip(raw.strip())}. "
-                f"Fix: write each row as an object, e.g. {example}",
-                path=path,
-                line=number,
-            )
-        yield number, row
+    """``(line, object)`` per non-blank line, with file:line errors (too deeply nested JSON
+    included): :mod:`kdedge.data.io`'s JSONL reader, with this format's example row."""
+    return _jsonl_rows(path, _read_text(path), example, _json_type)
 
 
 def _parse_group(path: Path, line: int, row: dict[str, Any], max_candidates: int) -> QueryGroup:

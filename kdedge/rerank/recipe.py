@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.errors import ConfigError
-from kdedge.toml_sections import build_section
+from kdedge.toml_sections import build_section, check_type
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,11 @@ def rerank_recipe_from_dict(
         for name, cls in _SECTIONS.items()
         if name in raw
     }
-    kwargs = {k: raw[k] for k in ("workdir", "name", "device", "precision") if k in raw}
+    kwargs = {
+        k: check_type(raw[k], str, f"{source}: {k}")
+        for k in ("workdir", "name", "device", "precision")
+        if k in raw
+    }
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     recipe = RerankRecipe(**sections, **kwargs, base_dir=base_dir)
     if bool(recipe.teacher.base) == bool(recipe.teacher.model):

@@ -4,6 +4,9 @@ Request: ``{"text": "..."}`` or ``{"texts": ["...", ...]}``, optionally with
 ``"route": false`` (the student always answers), ``"probs": true`` (all calibrated
 probabilities) and ``"top_k": N``. Response: one prediction object for ``text``,
 ``{"results": [...]}`` for ``texts``; errors are ``{"error": "..."}`` with status 400.
+Every string must be valid Unicode (a lone surrogate such as ``"\\ud800"`` is a 400), and
+a body is parsed by :func:`parse_body`, which turns JSON nested too deeply to read into a
+400 as well: no client input reaches the model as something it cannot encode.
 
 A rerank bundle takes ``{"query": "...", "documents": ["...", ...]}`` (the shape of
 OpenAI-compatible and llama.cpp ``/rerank`` servers; ``"passages"`` is accepted too),
@@ -18,6 +21,7 @@ true`` (each answer token's log-probability); the response is one generation obj
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from kdedge.errors import DataError
@@ -34,6 +38,36 @@ MAX_EVIDENCE = 100  # lines per question
 
 class BadRequest(ValueError):
     """The request body cannot be served; the message is returned to the client."""
+
+
+def parse_body(body: bytes | str) -> Any:
+    """A request body as JSON; invalid JSON, bytes that are not UTF-8, JSON nested too
+    deeply to read (json's RecursionError) and integers too long to convert (Python's
+    4,300-digit limit, a ValueError) are a :class:`BadRequest`."""
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: not UTF-8 ({exc.reason})") from None
+    except RecursionError:
+        raise BadRequest("the body is not valid JSON: nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def check_text(text: str, where: str) -> None:
+    """Refuse a string that is not valid Unicode (a lone UTF-16 surrogate, which JSON's
+    ``\\ud800`` escapes can carry): no tokenizer can encode it."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(
+            f"{where} holds a lone surrogate (\\u{ord(text[exc.start]):04x} at character "
+            f"{exc.start}), which is not valid Unicode; send UTF-8 text"
+        ) from None
 
 
 def parse_request(payload: Any, max_batch: int = MAX_BATCH) -> tuple[list[str], bool, dict]:
@@ -57,6 +91,7 @@ def parse_request(payload: Any, max_batch: int = MAX_BATCH) -> tuple[list[str], 
             raise BadRequest(f"{where} must be a string, got {type(text).__name__}")
         if len(text) > MAX_TEXT_CHARS:
             raise BadRequest(f"{where} has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+        check_text(text, where)
     route = payload.get("route", True)
     probs = payload.get("probs", False)
     top_k = payload.get("top_k", 3)
@@ -83,6 +118,7 @@ def parse_generate_request(
         raise BadRequest('"text" must be a non-empty string (the question)')
     if len(question) > MAX_TEXT_CHARS:
         raise BadRequest(f'"text" has {len(question)} characters; the limit is {MAX_TEXT_CHARS}')
+    check_text(question, '"text"')
     evidence = payload.get("evidence", [])
     if not isinstance(evidence, list) or not all(isinstance(e, str) for e in evidence):
         raise BadRequest('"evidence" must be a list of strings (one catalog record each)')
@@ -90,6 +126,8 @@ def parse_generate_request(
         raise BadRequest(
             f'"evidence" is limited to {MAX_EVIDENCE} lines and {MAX_TEXT_CHARS} characters'
         )
+    for i, line in enumerate(evidence):
+        check_text(line, f'"evidence"[{i}]')
     route, logprobs = payload.get("route", True), payload.get("logprobs", False)
     if not isinstance(route, bool) or not isinstance(logprobs, bool):
         raise BadRequest('"route" and "logprobs" must be true or false')
@@ -135,6 +173,7 @@ def parse_rerank_request(
         raise BadRequest('"query" must be a non-empty string')
     if len(query) > MAX_TEXT_CHARS:
         raise BadRequest(f'"query" has {len(query)} characters; the limit is {MAX_TEXT_CHARS}')
+    check_text(query, '"query"')
     docs = payload.get(docs_key)
     if not isinstance(docs, list) or not docs:
         raise BadRequest(f'"{docs_key}" must be a non-empty list of strings')
@@ -149,6 +188,7 @@ def parse_rerank_request(
             raise BadRequest(
                 f'"{docs_key}"[{i}] has {len(doc)} characters; the limit is {MAX_TEXT_CHARS}'
             )
+        check_text(doc, f'"{docs_key}"[{i}]')
     top_n = payload.get(top_key)
     if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
         raise BadRequest(f'"{top_key}" must be a positive integer')

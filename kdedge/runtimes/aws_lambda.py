@@ -13,13 +13,13 @@ Accepted events: a direct invocation whose payload is the API body (``{"text": .
 from __future__ import annotations
 
 import base64
-import json
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from kdedge.runtimes.api import handle_predict, health
+from kdedge import jsonout
+from kdedge.runtimes.api import BadRequest, handle_predict, health, parse_body
 from kdedge.runtimes.loader import load
 from kdedge.runtimes.runtime import Runtime
 
@@ -50,6 +50,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     is_http = isinstance(event, dict) and ("requestContext" in event or "body" in event)
     if not is_http:
         status, data = handle_predict(runtime(), event)
+        data = jsonout.finite(data)  # the Lambda runtime's own json.dumps would write NaN
         return data if status == 200 else {"statusCode": status, **data}
     method = (
         event.get("requestContext", {}).get("http", {}).get("method")
@@ -62,10 +63,12 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     body = event.get("body") or ""
     try:
         if event.get("isBase64Encoded"):
-            body = base64.b64decode(body).decode("utf-8")
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _http(400, {"error": f"the body is not valid JSON: {exc}"})
+            body = base64.b64decode(body)
+        payload = parse_body(body)
+    except BadRequest as exc:
+        return _http(400, {"error": str(exc)})
+    except ValueError as exc:  # base64
+        return _http(400, {"error": f"the body is not valid base64: {exc}"})
     return _http(*handle_predict(runtime(), payload))
 
 
@@ -73,6 +76,6 @@ def _http(status: int, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "statusCode": status,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(data, ensure_ascii=False),
+        "body": jsonout.dumps(data, ensure_ascii=False),
         "isBase64Encoded": False,
     }

@@ -37,6 +37,7 @@ off), and the classifier router's budget (20% over the last 1,000 decisions).
 
 from __future__ import annotations
 
+import math
 import os
 import string
 import threading
@@ -52,6 +53,7 @@ from kdedge.runtimes.bundle import MANIFEST, Artifact, Manifest, verify_files
 from kdedge.runtimes.generation_router import (
     GenerationPolicy,
     GenerationRouter,
+    is_probability,
     read_generation_policy,
 )
 from kdedge.runtimes.router import RouterPolicy
@@ -193,7 +195,7 @@ class Generation:
         if self.fallback_error is not None:
             d["fallback_error"] = self.fallback_error
         if logprobs:
-            d["logprobs"] = [round(lp, 5) for lp in self.logprobs]
+            d["logprobs"] = [_round(lp, 5) for lp in self.logprobs]
         return d
 
     def log_event(self, tier: str, text: str) -> dict[str, Any]:
@@ -234,7 +236,8 @@ class Generation:
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(value, digits)
+    """Rounded, or None when absent or not finite (JSON has no NaN)."""
+    return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
 # ----------------------------------------------------------------------------- runtime
@@ -316,7 +319,8 @@ class GenerationRuntime(Attached):
             result = self.generator.generate(self.messages(question, evidence), max_tokens=limit)
         confidence = None if result is None else result.mean_token_prob
         min_prob = None if result is None else result.min_token_prob
-        if route:
+        if route or not (is_probability(confidence) and is_probability(min_prob)):
+            # unrouted too, a broken model's output is never answered (model_error)
             decision, reason = self.router.decide(hits, confidence, min_prob)
         else:
             decision, reason = "answer", "unrouted"

@@ -3,6 +3,7 @@ settings) and the thread-safe :class:`GenerationRouter` that applies it."""
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import Counter
@@ -59,6 +60,8 @@ class GenerationPolicy:
     clarify_text: str = CLARIFY_TEXT
 
     def __post_init__(self) -> None:
+        if not isinstance(self.clarify_text, str):
+            raise ConfigError(f"router clarify_text must be a string, got {self.clarify_text!r}")
         if not 0.0 <= self.min_token_prob <= 1.0:
             raise ConfigError(f"router min_token_prob must be in [0, 1], got {self.min_token_prob}")
         if self.router.risk_labels:
@@ -120,8 +123,12 @@ class GenerationRouter:
         """(route, reason) of one question, recorded in the budget window and the counts.
 
         ``confidence`` and ``min_prob`` are None when the student said nothing (or was not
-        asked): that is never confident.
+        asked): that is never confident. A value that is not a probability (NaN, infinite,
+        above 1: a corrupted model) is never answered: the ``low_confidence_action`` with
+        reason ``model_error`` (``fallback`` when a risk rule matched).
         """
+        if not (is_probability(confidence) and is_probability(min_prob)):
+            return self._model_error(hits)
         score = -1.0 if confidence is None or min_prob is None else confidence
         if min_prob is not None and min_prob < self.policy.min_token_prob:
             score = -1.0  # one token the model barely believed fails stage 2 on its own
@@ -137,6 +144,16 @@ class GenerationRouter:
             self._counts[ROUTES[code], reason] += 1
         return ROUTES[code], reason
 
+    def _model_error(self, hits: tuple[str, ...]) -> tuple[str, str]:
+        action = self.policy.router.low_confidence_action
+        code = FALLBACK if hits or action == "fallback" else CLARIFY
+        with self._lock:
+            if code == FALLBACK and not self._budget.allow():
+                code = CLARIFY
+            self._budget.add(code == FALLBACK)
+            self._counts[ROUTES[code], "model_error"] += 1
+        return ROUTES[code], "model_error"
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -145,3 +162,8 @@ class GenerationRouter:
                 "window_fallback_rate": round(float(self._budget.current_rate), 4),
                 "window_events": len(self._budget.events),
             }
+
+
+def is_probability(value: float | None) -> bool:
+    """None (nothing said), or a finite number in [0, 1] (with float slack)."""
+    return value is None or (math.isfinite(value) and -1e-9 <= value <= 1.0 + 1e-9)

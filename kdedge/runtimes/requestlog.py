@@ -16,13 +16,13 @@ reports the average payload per tier, so the storage cost of a policy is a measu
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from kdedge import jsonout
 from kdedge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class TieredLog:
             event = own(tier, text)
         else:
             event = build_event(prediction, text, tier, self.top_k)
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = jsonout.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._lock:
             self._write(line)
             self._events[tier] += 1

@@ -45,6 +45,16 @@ MAX_CANDIDATES = 1000
 ACTIONS = ("answer", "fallback", "clarify")
 
 
+def _finite_number(value: object) -> bool:
+    """An int or float (not a bool) that is finite as a float (10**400 overflows: not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 @dataclass(frozen=True)
 class RerankPolicy:
     """``min_score``: below it the best candidate is no good (None: never);
@@ -55,11 +65,7 @@ class RerankPolicy:
     low_score_action: str = "fallback"
 
     def __post_init__(self) -> None:
-        if self.min_score is not None and (
-            isinstance(self.min_score, bool)
-            or not isinstance(self.min_score, (int, float))
-            or not math.isfinite(self.min_score)
-        ):
+        if self.min_score is not None and not _finite_number(self.min_score):
             raise ConfigError(
                 f"router min_score must be a finite number or null, got {self.min_score!r}"
             )

@@ -11,6 +11,11 @@ A fallback budget caps the teacher share over a sliding window of recent decisio
 ``max_fallback_rate`` is reached, further fallbacks degrade to ``clarify`` (reason
 ``budget_exceeded``), which never lets the student answer a message it should not.
 
+A message whose probabilities are not all finite (NaN or infinite: a corrupted weight file,
+a zero temperature, an engine bug) is never answered, whatever the thresholds say: it gets
+the ``low_confidence_action`` (``fallback`` when a risk rule matched) with reason
+``model_error``, and is counted under that reason.
+
 :func:`plan_route` decides one message online; :func:`plan_routes` is its vectorised twin
 that ``kdedge route fit`` evaluates thousands of threshold pairs with (a test proves that
 the two agree, so thresholds fitted offline route identically online).
@@ -88,7 +93,12 @@ class RouterPolicy:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("risk_labels", "risk_patterns"):
             if key in values:
-                values[key] = tuple(values[key] or ())
+                items = values[key] or ()
+                if not isinstance(items, (list, tuple)) or not all(
+                    isinstance(item, str) for item in items
+                ):
+                    raise ConfigError(f"{where}: {key} must be a list of strings, got {items!r}")
+                values[key] = tuple(items)
         try:
             return cls(**values)
         except TypeError as exc:
@@ -132,8 +142,9 @@ class Decision:
     """Where one message goes and why."""
 
     route: str  # answer | clarify | fallback
-    reason: str  # confident | low_confidence | risk_label | risk_rule | budget_exceeded
-    risk: float  # calibrated probability mass on the risk labels
+    # confident | low_confidence | risk_label | risk_rule | budget_exceeded | model_error
+    reason: str
+    risk: float  # calibrated probability mass on the risk labels (NaN on a model_error)
     risk_hits: tuple[str, ...] = ()  # risk rules that matched the text
     candidates: tuple[tuple[str, float], ...] = ()  # top labels with probabilities
 
@@ -199,6 +210,7 @@ class Router:
     def route(self, texts: Sequence[str], probs: np.ndarray) -> list[Decision]:
         """Decide for a batch of texts and their calibrated probabilities [B, C]."""
         p = self.policy
+        finite = np.isfinite(probs).all(axis=1).tolist()
         confidence = probs.max(axis=1).tolist()
         risk = self.risk_scores(probs).tolist()
         has_risk = self._risk_index.size > 0
@@ -208,6 +220,9 @@ class Router:
         with self._lock:
             for i, text in enumerate(texts):
                 hits = self.rule_hits(text) if self._rules else ()
+                if not finite[i]:  # never route on a broken model's output
+                    decisions.append(self._model_error(hits))
+                    continue
                 at_risk = has_risk and risk[i] >= p.risk_threshold
                 code = plan_route(confidence[i], at_risk, bool(hits), p)
                 if code == FALLBACK:
@@ -223,6 +238,22 @@ class Router:
                 decisions.append(Decision(route, reason, risk[i], hits, candidates))
         return decisions
 
+    def model_error(self, text: str) -> Decision:
+        """The decision for a message whose model output is not finite (any policy, routed
+        or not): never ``answer``; counted under reason ``model_error``."""
+        hits = self.rule_hits(text) if self._rules else ()
+        with self._lock:
+            return self._model_error(hits)
+
+    def _model_error(self, hits: tuple[str, ...]) -> Decision:
+        """:meth:`model_error`, with the lock held."""
+        code = FALLBACK if hits or self.policy.low_confidence_action == "fallback" else CLARIFY
+        if code == FALLBACK and not self._budget.allow():
+            code = CLARIFY
+        self._budget.add(code == FALLBACK)
+        self._counts[ROUTES[code], "model_error"] += 1
+        return Decision(ROUTES[code], "model_error", float("nan"), hits, ())
+
     def stats(self) -> dict[str, Any]:
         """Decisions by route and reason, and the fallback rate in the current window."""
         with self._lock:
@@ -234,9 +265,15 @@ class Router:
             }
 
 
+REPHRASE = "Sorry, I could not work that out. Could you say it in other words?"
+
+
 def clarifying_question(candidates: Sequence[tuple[str, float]]) -> str:
-    """A short question naming the top candidate intents, for the app to show or adapt."""
+    """A short question naming the top candidate intents, for the app to show or adapt
+    (:data:`REPHRASE` when there are none: the model's output was unusable)."""
     names = [label.replace("_", " ") for label, _ in candidates]
+    if not names:
+        return REPHRASE
     if len(names) == 1:
         return f"Just to check: is this about {names[0]}?"
     return f"Just to check: is this about {', '.join(names[:-1])} or {names[-1]}?"
@@ -263,8 +300,8 @@ def read_policy_data(source: Mapping[str, Any] | str | Path) -> tuple[dict[str, 
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"router policy file {path} does not exist") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"router policy file {path} is not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        raise ConfigError(f"router policy file {path} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and "policy" in data:  # a `kdedge route fit` report
         data = data["policy"]
     if not isinstance(data, dict):

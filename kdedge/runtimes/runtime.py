@@ -17,6 +17,7 @@ message is routed to ``clarify`` instead and the failure is counted, never raise
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -47,11 +48,21 @@ if TYPE_CHECKING:
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` in float64, [B, C]."""
-    z = np.asarray(logits, dtype=np.float64) / temperature  # a new array: safe in place
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
+    """Row-wise softmax of ``logits / temperature`` in float64, [B, C].
+
+    A row with a NaN or infinite logit (or any row, for a temperature that is not a finite
+    number > 0) comes out NaN, without a warning: the router routes such rows as
+    ``model_error`` and never answers them.
+    """
+    with np.errstate(all="ignore"):
+        z = np.asarray(logits, dtype=np.float64) / temperature  # a new array: safe in place
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)) or (
+        temperature <= 0
+    ):
+        z[:] = np.nan
     return z
 
 
@@ -132,7 +143,8 @@ class Runtime(Attached):
 
     # -- routed predictions --------------------------------------------------------------
     def predict(self, text: str, *, route: bool = True) -> Prediction:
-        """Predict one text; with ``route=False`` the student always answers."""
+        """Predict one text; with ``route=False`` the student always answers, unless its
+        output is not finite (reason ``model_error``, never answered)."""
         return self.predict_batch([text], route=route)[0]
 
     def predict_batch(self, texts: Sequence[str], *, route: bool = True) -> list[Prediction]:
@@ -173,8 +185,11 @@ class Runtime(Attached):
         if route:
             return probs, self.router.route(texts, probs)
         top = probs.argmax(axis=1)
+        finite = np.isfinite(probs).all(axis=1)
         return probs, [
             Decision("answer", "unrouted", 0.0, (), ((self.labels[i], float(probs[n, i])),))
+            if finite[n]
+            else self.router.model_error(texts[n])  # unrouted, but never a broken answer
             for n, i in enumerate(top)
         ]
 

@@ -151,7 +151,9 @@ def _ms(figures: dict[str, float]) -> float:
 def _describe(figures: dict[str, float]) -> str:
     if figures.get("p50_ms"):
         return f"p50 {figures['p50_ms']:.2f} ms"
-    return f"decode {figures['tg_tokens_per_s']:.1f} tokens/s"
+    if figures.get("tg_tokens_per_s"):
+        return f"decode {figures['tg_tokens_per_s']:.1f} tokens/s"
+    return "no figures"
 
 
 def _speed_key(a: Artifact) -> tuple[float, float, int]:

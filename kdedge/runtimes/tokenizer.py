@@ -11,7 +11,23 @@ from pathlib import Path
 
 import numpy as np
 
-from kdedge.errors import ModelError
+from kdedge.errors import DataError, ModelError
+
+
+def _unencodable(texts: Sequence[object], exc: Exception) -> Exception:
+    """The one-line DataError for the text that ``tokenizers`` refused with a TypeError (a
+    non-string, or a lone surrogate, which is not valid Unicode); else ``exc`` itself."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            return DataError(f"text {i} is a {type(text).__name__}, not a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as bad:
+            return DataError(
+                f"text {i} holds a lone surrogate (\\u{ord(text[bad.start]):04x} at character "
+                f"{bad.start}), which is not valid Unicode. Fix: send UTF-8 text"
+            )
+    return exc
 
 
 def pad_ids(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +70,10 @@ class Tokenizer:
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, with special tokens, truncated to ``max_length``."""
-        return [e.ids for e in self._tok.encode_batch(list(texts))]
+        try:
+            return [e.ids for e in self._tok.encode_batch(list(texts))]
+        except TypeError as exc:
+            raise _unencodable(texts, exc) from None
 
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         return pad_ids(ids, self.pad_id)
@@ -65,7 +84,10 @@ class Tokenizer:
         """Token ids and segment ids of ``(query, passage)`` per passage, as a cross-encoder
         reads them: ``[CLS] query [SEP] passage [SEP]``, the longer side truncated first to
         ``max_length`` (transformers' ``truncation=True``)."""
-        encodings = self._tok.encode_batch([(query, p) for p in passages])
+        try:
+            encodings = self._tok.encode_batch([(query, p) for p in passages])
+        except TypeError as exc:
+            raise _unencodable([query, *passages], exc) from None
         return [e.ids for e in encodings], [e.type_ids for e in encodings]
 
     def pairs(
@@ -77,6 +99,9 @@ class Tokenizer:
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         if len(texts) == 1:  # the serving hot path: no batch encoder, no padding
-            ids = np.array([self._tok.encode(texts[0]).ids], dtype=np.int64)
+            try:
+                ids = np.array([self._tok.encode(texts[0]).ids], dtype=np.int64)
+            except TypeError as exc:
+                raise _unencodable(texts, exc) from None
             return ids, np.ones_like(ids)
         return self.pad(self.ids(texts))

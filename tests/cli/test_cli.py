@@ -232,3 +232,55 @@ def test_python_dash_m_runs_the_cli():
         [sys.executable, "-m", "kdedge", "sweep", "missing.toml"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "missing.toml" in bad.stderr
+
+
+def _one_line_error(args):
+    code, out, err = run(args)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_inputs_that_used_to_give_tracebacks_are_one_line_errors(tmp_path):
+    """Issue #19: RecursionError, UnicodeDecodeError, TypeError and one-label data."""
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"text": "hi", "label": "a"}\n' + "[" * 100_000 + "\n")
+    assert f"{deep}:2" in _one_line_error(["prepare", str(deep), "--out", str(tmp_path / "o")])
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(f'{{"text": "row {i}", "label": "a"}}\n' for i in range(20)))
+    err = _one_line_error(["prepare", str(one), "--out", str(tmp_path / "o1")])
+    assert "at least 2 labels" in err
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'# caf\xe9\n[data]\ntrain = "x.jsonl"\n[teacher]\nbase = "minilm"\n')
+    assert "not valid UTF-8" in _one_line_error(["run", str(latin)])
+    typed = tmp_path / "typed.toml"
+    typed.write_text('[data]\ntrain = "x.jsonl"\n[teacher]\nbase = "minilm"\nrules = 3\n')
+    assert "rules must be a list" in _one_line_error(["run", str(typed)])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("labels", [1, 2, 3]),
+        ("labels", "order_tracking"),
+        ("tokenizer.path", 7),
+        ("tokenizer.path", None),
+        ("tokenizer.max_length", -1),
+        ("artifacts.0.files", []),
+        ("schema_version", 0),
+        ("calibration.temperature", 0),
+    ],
+)
+def test_a_malformed_manifest_is_one_line_naming_the_field(tmp_path, field, value):
+    from tests.runtimes.tiny_bundle import build_tiny_bundle
+
+    bundle = build_tiny_bundle(tmp_path / "b")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    node, *path = manifest, *field.split(".")
+    for key in path[:-1]:
+        node = node[int(key) if key.isdigit() else key]
+    node[path[-1]] = value
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    shown = field.replace(".0.", "[0].")
+    err = _one_line_error(["predict", str(bundle), "where is my order"])
+    assert f"field '{shown}" in err  # 'labels[0]' for labels given as numbers

@@ -290,3 +290,64 @@ def test_atomic_files_and_folders_get_the_usual_permissions(tmp_path) -> None:
         (staging / "f").write_text("y")
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's 0700
+
+
+# --- issue #19: input that used to give a traceback or be accepted silently -------------------
+
+
+def test_deeply_nested_json_is_a_data_error_at_its_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "ok", "label": "a"}, "[" * 100_000])
+    error = load_error(path)  # was: RecursionError
+    assert error.line == 2 and "nested too deeply" in str(error)
+
+
+def test_a_lone_surrogate_escape_is_a_data_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "s.jsonl", ['{"text": "\\ud800 hi", "label": "a"}'])
+    error = load_error(path)  # was: accepted, then a TypeError in the tokenizer
+    assert error.line == 1 and "lone surrogate" in str(error)
+    pair = write_jsonl(tmp_path / "p.jsonl", ['{"text": "\\ud83d\\ude00 hi", "label": "a"}'])
+    assert load_examples(pair)[0].text == "\U0001f600 hi"  # a proper pair is fine
+
+
+def _stale(parent: Path, name: str, owner: str, age_s: float) -> Path:
+    import os
+    import time
+
+    folder = parent / f".{name}.{owner}.abcd1234.tmp"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "half.onnx").write_bytes(b"x")
+    old = time.time() - age_s
+    for p in (folder / "sub" / "half.onnx", folder / "sub", folder):
+        os.utime(p, (old, old))
+    return folder
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid  # reaped: no process has it (until the pid is reused)
+
+
+def test_atomic_dir_sweeps_what_killed_writers_left_and_nothing_else(tmp_path) -> None:
+    import os
+
+    from kdedge.atomic import _host, atomic_dir
+
+    host = _host()
+    dead = _stale(tmp_path, "bundle", f"{host}-{_dead_pid()}", 3600)
+    fresh_dead = _stale(tmp_path, "bundle", f"{host}-{_dead_pid()}", 10)  # may still be written
+    live = _stale(tmp_path, "bundle", f"{host}-{os.getppid()}", 3600)  # a live process's
+    mine = _stale(tmp_path, "bundle", f"{host}-{os.getpid()}", 3600)  # another thread's
+    remote = _stale(tmp_path, "bundle", f"{'0' * 8 if host != '0' * 8 else '1' * 8}-1", 3600)
+    legacy_old = _stale(tmp_path, "x", "y", 7200).rename(tmp_path / ".bundle.zz99yy88.tmp")
+    other_target = _stale(tmp_path, "bundle.v2", f"{host}-{_dead_pid()}", 3600)
+    with atomic_dir(tmp_path / "bundle") as staging:
+        assert staging.name.startswith(f".bundle.{host}-{os.getpid()}.")
+        (staging / "manifest.json").write_text("{}")
+    assert not dead.exists() and not legacy_old.exists()
+    for kept in (fresh_dead, live, mine, remote, other_target):
+        assert kept.exists(), kept.name
+    assert (tmp_path / "bundle" / "manifest.json").is_file()

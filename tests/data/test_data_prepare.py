@@ -243,7 +243,10 @@ def test_given_validation_emptied_by_test_overlap(tmp_path: Path) -> None:
     val = write_jsonl(tmp_path / "val.jsonl", rows)
     with pytest.raises(DataError, match="no rows left") as info:
         prepare_dataset(
-            write_jsonl(tmp_path / "train.jsonl", [{"text": "other", "label": "a"}]),
+            write_jsonl(
+                tmp_path / "train.jsonl",
+                [{"text": "other", "label": "a"}, {"text": "more", "label": "b"}],
+            ),
             validation_path=val,
             test_path=write_jsonl(tmp_path / "test.jsonl", rows),
             out_dir=tmp_path / "out",
@@ -332,3 +335,21 @@ def test_load_prepared_rejects_hand_edited_labels(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         load_prepared(out)
     assert f"{out / 'test.jsonl'}:7" in str(info.value)
+
+
+def test_one_label_is_refused(tmp_path: Path) -> None:
+    rows = [{"text": f"where is order {i}", "label": "order"} for i in range(20)]
+    with pytest.raises(DataError, match="needs at least 2 labels"):
+        prepare_dataset(write_jsonl(tmp_path / "train.jsonl", rows), out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_prepared_folder_with_one_label_is_refused(tmp_path: Path) -> None:
+    from kdedge.data.prepare import load_prepared
+
+    rows = [{"text": "where is my order", "label": "order"}]
+    for split in ("train", "validation", "test"):
+        write_jsonl(tmp_path / f"{split}.jsonl", rows)
+    (tmp_path / "labels.json").write_text('{"labels": ["order"]}')
+    with pytest.raises(DataError, match="needs at least 2 labels"):  # what teach/distill read
+        load_prepared(tmp_path)

@@ -148,11 +148,17 @@ class GenerationResult:
         """Geometric-mean probability of the generated tokens (exp of the mean logprob)."""
         if not self.logprobs:
             return None
-        return math.exp(sum(self.logprobs) / len(self.logprobs))
+        return _exp(sum(self.logprobs) / len(self.logprobs))
 
     @property
     def min_token_prob(self) -> float | None:
-        return math.exp(min(self.logprobs)) if self.logprobs else None
+        return _exp(min(self.logprobs)) if self.logprobs else None
+
+
+def _exp(x: float) -> float:
+    """``math.exp`` that gives inf instead of raising OverflowError (a log-probability far
+    above 0 comes only from a broken model; the router calls that ``model_error``)."""
+    return math.exp(x) if x < 700 else float("inf")
 
 
 class LlamaCppGenerator:
