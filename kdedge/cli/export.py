@@ -61,6 +61,12 @@ def _select(ctx, param, value):
     help="ONNX INT8 with one weight scale per tensor (default: one per output channel).",
 )
 @click.option(
+    "--int8-embeddings/--no-int8-embeddings",
+    default=None,
+    help="onnx-int8: quantize the embedding table too (smaller file, a little less "
+    "accurate)  [default: yes for classifiers, no for rerankers]",
+)
+@click.option(
     "--select",
     nargs=2,
     callback=_select,
@@ -83,6 +89,7 @@ def command(
     calibration_data,
     calibration_size,
     per_tensor,
+    int8_embeddings,
     select,
     keep_failed,
     overwrite,
@@ -118,7 +125,11 @@ def command(
         calibration_data=calibration_data,
         keep_failed=keep_failed,
         select_within=select,
-        options=ExportOptions(per_channel=not per_tensor, calibration_size=calibration_size),
+        options=ExportOptions(
+            per_channel=not per_tensor,
+            calibration_size=calibration_size,
+            int8_embeddings=int8_embeddings,
+        ),
         overwrite=overwrite,
         track=rich_tracker(quiet),
     )

@@ -36,6 +36,9 @@ class ExportOptions:
     """Knobs shared by the converters that use them."""
 
     per_channel: bool = True  # ONNX INT8: one weight scale per output channel
+    # dynamic ONNX INT8: quantize the embedding table (Gather) as well as the MatMuls;
+    # None lets the task decide (classifiers yes; rerankers no, see export_rerank)
+    int8_embeddings: bool | None = None
     calibration_size: int = 300  # texts used to collect activation ranges
     opset: int = 18
 

@@ -94,11 +94,12 @@ class OnnxInt8Dynamic:
     target_hints = ("cpu", "lambda")
 
     def convert(self, inp: ConvertInput, out_dir: Path) -> Converted:
+        ops = INT8_OPS if inp.options.int8_embeddings is not False else ["MatMul"]
         with quiet_tracing():
             quantize_dynamic(
                 _fp32_source(inp),
                 out_dir / MODEL_FILE,
-                op_types_to_quantize=INT8_OPS,
+                op_types_to_quantize=ops,
                 per_channel=inp.options.per_channel,
                 weight_type=QuantType.QInt8,
             )
@@ -108,7 +109,7 @@ class OnnxInt8Dynamic:
                 "quantization": "dynamic",
                 "weight_type": "QInt8",
                 "per_channel": inp.options.per_channel,
-                "ops": INT8_OPS,
+                "ops": ops,
             },
         )
 

@@ -48,8 +48,8 @@ def load_examples(
             f"{_SUPPORTED_TEXT}. Fix: convert the file or rename it with the right extension",
             path=path,
         )
-    text = _read_text(path)
-    rows = _jsonl_rows(path, text) if suffix == ".jsonl" else _csv_rows(path, text, text_field)
+    text = read_text_file(path)
+    rows = jsonl_rows(path, text) if suffix == ".jsonl" else _csv_rows(path, text, text_field)
     parse = _RowParser(path, require_labels, text_field, label_field)
     examples = [parse(line, row) for line, row in rows]
     if not examples:
@@ -122,10 +122,11 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each non-blank line of a JSONL file; a
     :class:`DataError` names the file and line of the first bad one."""
     path = Path(path)
-    yield from _jsonl_rows(path, _read_text(path))
+    yield from jsonl_rows(path, read_text_file(path))
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(path: Path) -> str:
+    """The file as UTF-8 text; a missing or undecodable file is a one-line DataError."""
     if not path.exists():
         where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
         raise DataError(f"file not found{where}. Fix: check the path", path=path)
@@ -147,7 +148,7 @@ def _read_text(path: Path) -> str:
 _EXAMPLE_ROW = '{"text": "where is my order", "label": "order_status"}'
 
 
-def _jsonl_rows(
+def jsonl_rows(
     path: Path,
     text: str,
     example: str = _EXAMPLE_ROW,

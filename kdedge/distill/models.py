@@ -46,7 +46,8 @@ class Classifier:
         return float(self.meta.get("temperature", 1.0))
 
 
-def _transformers() -> Any:
+def transformers_module() -> Any:
+    """transformers, or a MissingDependencyError naming the ``train`` extra."""
     return require("transformers", "train", "Loading and training models")
 
 
@@ -54,7 +55,7 @@ def _transformers() -> Any:
 def quiet_transformers() -> Iterator[None]:
     """Silence transformers' expected notices (a fresh head is 'newly initialized', SDPA
     falling back to eager attention) while keeping real errors."""
-    logging = _transformers().logging
+    logging = transformers_module().logging
     previous = logging.get_verbosity()
     logging.set_verbosity_error()
     try:
@@ -63,7 +64,7 @@ def quiet_transformers() -> Iterator[None]:
         logging.set_verbosity(previous)
 
 
-def _source(path: str | Path) -> tuple[str, bool]:
+def model_source(path: str | Path) -> tuple[str, bool]:
     """Return (name, local_only). Local directories never touch the network."""
     p = Path(path).expanduser()
     if p.exists():
@@ -112,8 +113,8 @@ def load_classifier(path: str | Path, *, eager_attention: bool = False) -> Class
     ``eager_attention`` selects the attention implementation that can return attention
     maps (needed by feature distillation).
     """
-    transformers = _transformers()
-    name, local = _source(path)
+    transformers = transformers_module()
+    name, local = model_source(path)
     kwargs: dict[str, Any] = {"local_files_only": local}
     if eager_attention:
         kwargs["attn_implementation"] = "eager"
@@ -141,8 +142,8 @@ def load_classifier(path: str | Path, *, eager_attention: bool = False) -> Class
 @quiet_transformers()
 def load_encoder_for_classification(path: str | Path, labels: LabelSet) -> Classifier:
     """Load a base encoder (e.g. all-MiniLM-L6-v2) with a fresh head for ``labels``."""
-    transformers = _transformers()
-    name, local = _source(path)
+    transformers = transformers_module()
+    name, local = model_source(path)
     try:
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
             name,

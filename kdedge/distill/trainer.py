@@ -110,7 +110,8 @@ class TrainResult:
         return next(h for h in self.history if h["epoch"] == self.best_epoch)
 
 
-def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay off for biases and norms (fused where the device has it)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -136,7 +137,8 @@ def adamw(params: Any, lr: float) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=lr)
 
 
-def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+def lr_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    """Linear warmup over ``warmup_ratio`` of the steps, then linear decay to zero."""
     warmup = max(1, int(total_steps * warmup_ratio))
 
     def factor(step: int) -> float:
@@ -226,18 +228,18 @@ def fit(
     forward = torch.compile(model, mode=config.compile) if config.compile else model
 
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    optimizer = _optimizer(model, config)
-    scheduler = _schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
+    optimizer = make_optimizer(model, config)
+    scheduler = lr_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     history: list[dict[str, Any]] = []
     best_epoch, best_score, best_state = 0, -math.inf, None
     start_epoch = 1
     if resume and (ckpt_dir / "last" / "state.pt").is_file():
-        state = _load_state(ckpt_dir, model, optimizer, scheduler)
+        state = load_state(ckpt_dir, model, optimizer, scheduler)
         history, best_epoch, best_score = state["history"], state["best_epoch"], state["best_score"]
         start_epoch = state["epoch"] + 1
         log.emit("resume", epoch=state["epoch"], stage=stage)
         if best_epoch:
-            best_state = _read_weights(ckpt_dir / "best")
+            best_state = read_weights(ckpt_dir / "best")
     stop_rule = ClassifierStopRule(min_epochs=config.min_epochs)
     stopped: str | None = None
     throughput: list[float] = []
@@ -347,7 +349,7 @@ def fit(
             best_epoch, best_score = epoch, gate_report.score
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             _write_weights(ckpt_dir / "best", best_state)
-        _save_state(ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, best_score)
+        save_state(ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, best_score)
         if config.early_stop:
             signals = [
                 EpochSignals(h["val_accuracy"], h["rare_class_recall"], h["val_kd_loss"])
@@ -424,7 +426,7 @@ def _gpu_mem_gb(placement: Placement) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
-def _save_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
+def save_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
     """Write ``state`` as ``directory/model.safetensors`` (``directory`` is a temp dir)."""
     from safetensors.torch import save_file
 
@@ -433,25 +435,26 @@ def _save_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
 
 def _write_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
     with atomic_dir(directory) as tmp:
-        _save_weights(tmp, state)
+        save_weights(tmp, state)
 
 
-def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
+def read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """The ``model.safetensors`` of a checkpoint directory."""
     from safetensors.torch import load_file
 
     return load_file(str(directory / "model.safetensors"))
 
 
 def _read_weights_or_none(directory: Path) -> dict[str, torch.Tensor] | None:
-    return _read_weights(directory) if (directory / "model.safetensors").is_file() else None
+    return read_weights(directory) if (directory / "model.safetensors").is_file() else None
 
 
-def _save_state(
+def save_state(
     ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, best_score
 ) -> None:
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     with atomic_dir(ckpt_dir / "last") as tmp:
-        _save_weights(tmp, state)
+        save_weights(tmp, state)
         torch.save(
             {
                 "optimizer": optimizer.state_dict(),
@@ -465,9 +468,10 @@ def _save_state(
         )
 
 
-def _load_state(ckpt_dir, model, optimizer, scheduler) -> dict[str, Any]:
+def load_state(ckpt_dir, model, optimizer, scheduler) -> dict[str, Any]:
+    """Restore the last finished epoch into model, optimizer and scheduler; its record."""
     last = ckpt_dir / "last"
-    model.load_state_dict(_read_weights(last))
+    model.load_state_dict(read_weights(last))
     state = torch.load(last / "state.pt", map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from kdedge.atomic import atomic_write
-from kdedge.data.io import _jsonl_rows, _read_text, clip
+from kdedge.data.io import clip, jsonl_rows, read_text_file
 from kdedge.errors import DataError
 
 __all__ = [
@@ -327,7 +327,7 @@ def relevance_from_labels(
 def _rows(path: Path, example: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line, object)`` per non-blank line, with file:line errors (too deeply nested JSON
     included): :mod:`kdedge.data.io`'s JSONL reader, with this format's example row."""
-    return _jsonl_rows(path, _read_text(path), example, _json_type)
+    return jsonl_rows(path, read_text_file(path), example, _json_type)
 
 
 def _parse_group(path: Path, line: int, row: dict[str, Any], max_candidates: int) -> QueryGroup:

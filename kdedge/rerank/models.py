@@ -109,13 +109,18 @@ def load_reranker(
     ``max_length`` or :data:`DEFAULT_MAX_LENGTH` and the role ``teacher``.
     """
     from kdedge.data.labels import LabelSet
-    from kdedge.distill.models import _source, _transformers, quiet_transformers, read_meta
+    from kdedge.distill.models import (
+        model_source,
+        quiet_transformers,
+        read_meta,
+        transformers_module,
+    )
 
     path = check_reranker_dir(path)
-    name, _ = _source(path)  # checks the weights are there
+    name, _ = model_source(path)  # checks the weights are there
     if max_length is not None and max_length < 8:
         raise ConfigError(f"max_length must be >= 8 tokens, got {max_length}")
-    transformers = _transformers()
+    transformers = transformers_module()
     kwargs: dict[str, Any] = {"local_files_only": True}
     if eager_attention:
         kwargs["attn_implementation"] = "eager"

@@ -55,18 +55,18 @@ def teach_reranker(
     track: Tracker = silent,
 ) -> RerankTrainResult:
     """Fine-tune ``base_dir`` into a reranker teacher written to ``out_dir``."""
-    from kdedge.rerank.trainer import _check_out_dir, _describe
+    from kdedge.rerank.trainer import check_out_dir, describe_groups
 
     placement = as_placement(device, precision)
     train = as_groups(train_groups, "training")
     val = as_groups(val_groups, "validation")
-    _check_out_dir(Path(out_dir), resume, overwrite)
+    check_out_dir(Path(out_dir), resume, overwrite)
     loss = RerankLossConfig(alpha=1.0, supervised=supervised)
     teacher = reranker_from_encoder(base_dir, max_length=max_length, seed=config.seed)
     teacher.meta.update(
         role="teacher",
         base_model=str(base_dir),
-        data={"train": _describe(train), "validation": _describe(val)},
+        data={"train": describe_groups(train), "validation": describe_groups(val)},
     )
     return fit_reranker(
         teacher,

@@ -40,12 +40,12 @@ from kdedge.distill.events import EventLog
 from kdedge.distill.gates import GateRule, Gates, check_gates
 from kdedge.distill.models import Classifier, parameter_count, size_on_disk
 from kdedge.distill.trainer import (
-    _load_state,
-    _optimizer,
-    _read_weights,
-    _save_state,
-    _save_weights,
-    _schedule,
+    load_state,
+    lr_schedule,
+    make_optimizer,
+    read_weights,
+    save_state,
+    save_weights,
 )
 from kdedge.errors import ConfigError, DataError
 from kdedge.progress import Tracker, silent
@@ -326,11 +326,12 @@ def _rank_key(passed: bool, score: float) -> tuple[int, float]:
 def _write_best(ckpt_dir: Path, model: torch.nn.Module, val_scores: np.ndarray) -> None:
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     with atomic_dir(ckpt_dir / "best") as tmp:
-        _save_weights(tmp, state)
+        save_weights(tmp, state)
         np.save(tmp / VAL_SCORES, val_scores)
 
 
-def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
+def check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to overwrite a finished model, or to start over an interrupted one, unless told."""
     finished = (out_dir / "config.json").is_file()
     in_progress = (out_dir / CHECKPOINTS / "last" / "state.pt").is_file()
     if (finished or (in_progress and not resume)) and not overwrite:
@@ -369,7 +370,7 @@ def fit_reranker(
         raise ConfigError(
             f"a reranker has one output; this model has {clf.model.config.num_labels}"
         )
-    _check_out_dir(out_dir, resume, overwrite)
+    check_out_dir(out_dir, resume, overwrite)
     if not any(c.relevance > 0 for g in val_groups for c in g.candidates):
         raise DataError("no validation query has a relevant candidate: NDCG is undefined")
     ckpt_dir = out_dir / CHECKPOINTS
@@ -398,14 +399,14 @@ def fit_reranker(
     if lists_per_epoch == 0:
         raise DataError("no training query has two or more candidates to rank")
     steps_per_epoch = math.ceil(lists_per_epoch / config.queries_per_batch)
-    optimizer = _optimizer(model, config)
-    scheduler = _schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
+    optimizer = make_optimizer(model, config)
+    scheduler = lr_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
 
     history: list[dict[str, Any]] = []
     best_epoch, best_key = 0, (-1, -math.inf)
     start_epoch = 1
     if resume and (ckpt_dir / "last" / "state.pt").is_file():
-        state = _load_state(ckpt_dir, model, optimizer, scheduler)
+        state = load_state(ckpt_dir, model, optimizer, scheduler)
         history, best_epoch = state["history"], state["best_epoch"]
         if best_epoch:
             best = next(h for h in history if h["epoch"] == best_epoch)
@@ -499,7 +500,7 @@ def fit_reranker(
         if key > best_key:
             best_epoch, best_key = epoch, key
             _write_best(ckpt_dir, model, val_flat)
-        _save_state(ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, 0.0)
+        save_state(ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, 0.0)
         if config.early_stop:
             stop, reason = stop_rule.should_stop(history)
             if stop:
@@ -508,7 +509,7 @@ def fit_reranker(
                 break
 
     best_record = next(h for h in history if h["epoch"] == best_epoch)
-    model.load_state_dict(_read_weights(ckpt_dir / "best"))
+    model.load_state_dict(read_weights(ckpt_dir / "best"))
     best_val = np.load(ckpt_dir / "best" / VAL_SCORES)
     threshold = fit_score_threshold(val_groups, split_by_groups(best_val, val_groups))
     result = RerankTrainResult(
@@ -645,7 +646,7 @@ def distill_reranker(
     train_groups = as_groups(train_groups, "training")
     val_groups = as_groups(val_groups, "validation")
     out = Path(out_dir)
-    _check_out_dir(out, resume, overwrite)
+    check_out_dir(out, resume, overwrite)
     if stage1_epochs < 0:
         raise ConfigError(f"stage1_epochs must be >= 0, got {stage1_epochs}")
     teacher = load_reranker(teacher_dir, max_length=max_length)
@@ -674,8 +675,8 @@ def distill_reranker(
         teacher=str(teacher_dir),
         labels_only=loss.labels_only,
         data={
-            "train": _describe(train_groups),
-            "validation": _describe(val_groups),
+            "train": describe_groups(train_groups),
+            "validation": describe_groups(val_groups),
         },
     )
     if overwrite and not resume and out.exists():
@@ -728,7 +729,8 @@ def distill_reranker(
     )
 
 
-def _describe(groups: Sequence[Any]) -> dict[str, Any]:
+def describe_groups(groups: Sequence[Any]) -> dict[str, Any]:
+    """Counts of queries and pairs, for reports and provenance."""
     return {
         "queries": len(groups),
         "candidates": sum(len(g.candidates) for g in groups),

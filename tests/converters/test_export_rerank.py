@@ -29,6 +29,9 @@ def test_rerank_bundle_ships_every_pair_format_with_ranking_evidence(rerank_expo
     assert fp32["kendall_tau"] > 0.999
     assert abs(fp32["ndcg10_drop"]) < 1e-6
     assert report.torch_metrics["ndcg@10"] == pytest.approx(fp32["ndcg10_torch"], abs=1e-6)
+    # a reranker's embedding table stays FP32 in dynamic INT8 unless --int8-embeddings
+    int8 = next(a for a in manifest["artifacts"] if a["name"] == "onnx-int8")
+    assert int8["details"]["ops"] == ["MatMul"]
 
 
 def test_segment_ids_reach_the_graph(rerank_exported, tiny_reranker):

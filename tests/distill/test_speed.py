@@ -56,10 +56,10 @@ def test_buckets_cut_padding_and_keep_every_row_once():
 
 def test_training_uses_the_fused_optimizer(tiny_teacher):
     from kdedge.distill.models import load_classifier
-    from kdedge.distill.trainer import TrainConfig, _optimizer
+    from kdedge.distill.trainer import TrainConfig, make_optimizer
 
     model = load_classifier(tiny_teacher).model
-    optimizer = _optimizer(model, TrainConfig())
+    optimizer = make_optimizer(model, TrainConfig())
     assert all(group["fused"] for group in optimizer.param_groups)
 
 
