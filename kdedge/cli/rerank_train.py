@@ -431,7 +431,7 @@ def evaluate_cmd(models, data, batch_size, max_length, first_stage, device, prec
         metrics["seconds"] = round(seconds, 3)
         name = f"{model} ({clf.meta.get('role', '?')}, {clf.model.config.num_hidden_layers}L)"
         columns.append((name, metrics, scores))
-        reports.append({"model": str(model), "meta_role": clf.meta.get("role"), **metrics})
+        reports.append({"model": str(model), "role": clf.meta.get("role"), **metrics})
     if as_json:
         out = {"data": str(data), "queries": len(groups), "models": reports}
         if first_stage:
