@@ -29,9 +29,9 @@ from kdedge.converters.bundling import (
     provenance,
 )
 from kdedge.converters.parity_rerank import (
+    BATCH,
     TOLERANCES,
     RerankReference,
-    batched_scores,
     check,
     probe_groups,
     tokenize_groups,
@@ -45,6 +45,7 @@ from kdedge.rerank.data import QueryGroup, read_groups
 from kdedge.rerank.metrics import ranking_report
 from kdedge.runtimes.backends import open_backend
 from kdedge.runtimes.bundle import TOKENIZER, Artifact, FileEntry, Manifest, write_manifest
+from kdedge.runtimes.rerank import batched_scores
 from kdedge.runtimes.tokenizer import Tokenizer
 
 ROUTER_DEFAULTS: dict[str, Any] = {"min_score": None, "low_score_action": "fallback"}
@@ -81,7 +82,7 @@ def _torch_scores(clf: Classifier, ref: RerankReference) -> list[np.ndarray]:
         )
         return out.logits.numpy()
 
-    return [batched_scores(run, ids, types, ref.pad_id) for ids, types in ref.groups]
+    return [batched_scores(run, ids, types, ref.pad_id, BATCH) for ids, types in ref.groups]
 
 
 def _calibration_pairs(path: str | Path | None, limit: int) -> list[tuple[str, str]]:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from kdedge.errors import ModelError
 from kdedge.rerank.data import QueryGroup
 from kdedge.rerank.metrics import kendall_tau, ranking_report, top_k_agreement
 from kdedge.runtimes.backends import Backend
+from kdedge.runtimes.rerank import batched_scores
 from kdedge.runtimes.tokenizer import Tokenizer, pad_pairs
 
 # Probe queries and passages: padding, truncation, unicode, digits, an empty-looking text.
@@ -127,27 +127,11 @@ def tokenize_groups(
     return [tok.pair_ids(query, passages) for query, passages in groups]
 
 
-def batched_scores(
-    run: Any, ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]], pad_id: int
-) -> np.ndarray:
-    """Scores in input order from ``run(input_ids, mask, type_ids)``, length-sorted batches."""
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = np.empty(len(ids), dtype=np.float32)
-    for start in range(0, len(order), BATCH):
-        rows = order[start : start + BATCH]
-        feeds = pad_pairs([ids[i] for i in rows], [types[i] for i in rows], pad_id)
-        logits = np.asarray(run(*feeds), dtype=np.float32)
-        if logits.ndim != 2 or logits.shape[1] != 1:
-            raise ModelError(
-                f"a reranker outputs one score per pair; this graph outputs shape {logits.shape}"
-            )
-        out[rows] = logits[:, 0]
-    return out
-
-
 def check(backend: Backend, ref: RerankReference, tolerance: RerankTolerance) -> RerankParity:
     """Run ``backend`` on every reference group and compare it with torch under ``tolerance``."""
-    ours = [batched_scores(backend.logits, ids, types, ref.pad_id) for ids, types in ref.groups]
+    ours = [
+        batched_scores(backend.logits, ids, types, ref.pad_id, BATCH) for ids, types in ref.groups
+    ]
     times = []
     ids, types = ref.groups[0]
     for _ in range(LATENCY_CALLS):

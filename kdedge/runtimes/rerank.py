@@ -157,15 +157,8 @@ class RerankRuntime(Attached):
         """Raw scores, one per passage, in input order (float32)."""
         _check(query, passages, self.max_candidates)
         ids, types = self.tokenizer.pair_ids(query, passages)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out = np.empty(len(ids), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            feeds = pad_pairs(
-                [ids[i] for i in rows], [types[i] for i in rows], self.tokenizer.pad_id
-            )
-            out[rows] = self.engine.logits(*feeds)[:, 0]
-        return out
+        pad = self.tokenizer.pad_id
+        return batched_scores(self.engine.logits, ids, types, pad, self.batch_size)
 
     def rerank(
         self, query: str, passages: Sequence[str], top_k: int | None = None, *, route: bool = True
@@ -219,6 +212,28 @@ class RerankRuntime(Attached):
         with self._lock:
             decisions = {f"{r}:{why}": n for (r, why), n in self._counts.items()}
         return {"router": {"decisions": decisions, "window_fallback_rate": 0.0}}
+
+
+def batched_scores(
+    run: Any,
+    ids: Sequence[Sequence[int]],
+    types: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+) -> np.ndarray:
+    """Scores in input order from ``run(input_ids, mask, type_ids)``, length-sorted batches."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = np.empty(len(ids), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        feeds = pad_pairs([ids[i] for i in rows], [types[i] for i in rows], pad_id)
+        logits = np.asarray(run(*feeds), dtype=np.float32)
+        if logits.ndim != 2 or logits.shape[1] != 1:
+            raise ModelError(
+                f"a reranker outputs one score per pair; this graph outputs shape {logits.shape}"
+            )
+        out[rows] = logits[:, 0]
+    return out
 
 
 def _check(query: str, passages: Sequence[str], limit: int) -> None:
