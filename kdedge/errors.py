@@ -22,6 +22,10 @@ class DeviceError(KdedgeError):
     """The requested compute device is not available here."""
 
 
+class DistributedError(KdedgeError):
+    """A multi-process run was launched wrongly, or a peer process died or stalled."""
+
+
 class ModelError(KdedgeError):
     """A model directory or artifact is missing, incomplete or corrupted."""
 

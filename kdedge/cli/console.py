@@ -20,11 +20,28 @@ from kdedge import jsonout
 
 T = TypeVar("T")
 
-stderr = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False)
+
+def _launcher_rank() -> int:
+    """This process's rank under torchrun / accelerate launch (0 without a launcher)."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    except ValueError:
+        return 0
+
+
+# In a multi-process run only rank 0 prints results, diagnostics and progress; the other
+# ranks print nothing but their own errors.
+RANK = _launcher_rank()
+stderr = Console(stderr=True, highlight=False, quiet=RANK != 0)
+stdout = Console(highlight=False, quiet=RANK != 0)
 
 
 def print_error(message: str) -> None:
+    if RANK:
+        click.echo(f"error (rank {RANK}): {message}", err=True)
+        return
     stderr.print(f"[bold red]error:[/] {message}", soft_wrap=True)
 
 
@@ -36,7 +53,7 @@ def rich_tracker(quiet: bool = False):
     """A :class:`kdedge.progress.Tracker` that draws a progress bar on stderr."""
 
     def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-        if quiet or (not stderr.is_terminal and not _force_progress()):
+        if quiet or RANK or (not stderr.is_terminal and not _force_progress()):
             yield from items
             return
         columns = (
@@ -62,7 +79,9 @@ def _force_progress() -> bool:
 
 
 def emit_json(data: Any) -> None:
-    """Machine-readable output on stdout (and nothing else there)."""
+    """Machine-readable output on stdout (and nothing else there); rank 0 only."""
+    if RANK:
+        return
     click.echo(jsonout.dumps(data, indent=2, default=str))
 
 

@@ -86,19 +86,28 @@ def device_batches(
 
 
 def shuffled_buckets(
-    lengths: Sequence[int], batch_size: int, generator: torch.Generator, window: int = 50
+    lengths: Sequence[int],
+    batch_size: int,
+    generator: torch.Generator,
+    window: int = 50,
+    *,
+    min_rows: int = 1,
 ) -> list[list[int]]:
     """Shuffle, sort by length inside windows of ``window`` batches, shuffle the batches.
 
     Rows in a batch have similar lengths, so padding to the batch maximum wastes little,
-    while the order stays random enough for SGD.
+    while the order stays random enough for SGD. A window's last batch shorter than
+    ``min_rows`` (the number of processes sharing each batch) joins the batch before it.
     """
     order = torch.randperm(len(lengths), generator=generator).tolist()
     span = batch_size * window
     batches: list[list[int]] = []
     for start in range(0, len(order), span):
         chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+        cut = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        if len(cut) > 1 and len(cut[-1]) < min_rows:
+            cut[-2].extend(cut.pop())
+        batches.extend(cut)
     perm = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in perm]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kdedge.distill import distributed
 from kdedge.errors import ConfigError, DeviceError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -39,15 +40,19 @@ class Placement:
 def resolve(device: str = "auto", precision: str = "auto") -> Placement:
     """Resolve ``auto`` to CUDA, then MPS, then CPU; check that an explicit choice exists.
 
-    Precision ``auto`` is bf16 on CUDA GPUs that support it and fp32 elsewhere (MPS bf16
-    autocast is incomplete in many torch builds, and CPU bf16 is slow without AMX).
+    Under a multi-process launcher this joins the process group and picks this rank's
+    device (see :mod:`kdedge.distill.distributed`). Precision ``auto`` is bf16 on CUDA
+    GPUs that support it and fp32 elsewhere (MPS bf16 autocast is incomplete in many
+    torch builds, and CPU bf16 is slow without AMX).
     """
     if device not in DEVICES:
         raise ConfigError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    launched = distributed.launched()
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
+        mps = _mps_available() and not launched  # torch.distributed has no MPS backend
+        device = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise DeviceError(
             "--device cuda was requested but torch sees no CUDA GPU "
@@ -63,7 +68,8 @@ def resolve(device: str = "auto", precision: str = "auto") -> Placement:
         precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     if precision == "bf16" and device == "mps":
         raise DeviceError("bf16 autocast is not supported on MPS by kdedge; use --precision fp32")
-    return Placement(torch.device(device), precision)
+    # Under torchrun / accelerate launch, each rank gets its own device (cuda:LOCAL_RANK).
+    return Placement(distributed.start(device) if launched else torch.device(device), precision)
 
 
 @contextlib.contextmanager

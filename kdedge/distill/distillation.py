@@ -14,6 +14,7 @@ import torch
 from kdedge.data.io import check_labels
 from kdedge.data.prepare import load_prepared
 from kdedge.data.records import Example
+from kdedge.distill import distributed
 from kdedge.distill.device import Placement
 from kdedge.distill.events import EventLog
 from kdedge.distill.features import feature_distill
@@ -191,8 +192,9 @@ def distill(
             clf, [e.text for e in [*data.train, *data.unlabeled, *extra, *data.validation]]
         )
     out = Path(out_dir)
-    if overwrite and not resume and out.exists():
+    if overwrite and not resume and out.exists() and distributed.current().main:
         shutil.rmtree(out)
+    distributed.wait("clearing the output directory")
     resuming = resume and (out / CHECKPOINTS / "last").is_dir()
     feature_history: list[dict[str, Any]] = []
     if feature_epochs > 0 and not resuming:  # a resumed run restarts from its stage-2 state

@@ -19,6 +19,8 @@ from kdedge.runtimes.tokenizer import pad_ids
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids per text, truncated to ``max_length`` (no padding)."""
+    if not texts:
+        return []  # a fast tokenizer fails on an empty batch
     enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
     return enc["input_ids"]
 
@@ -37,7 +39,6 @@ def pad_batch(
     return input_ids, mask
 
 
-@torch.inference_mode()
 def predict_logits(
     model: Any,
     tokenizer: Any,
@@ -50,12 +51,39 @@ def predict_logits(
     description: str = "predicting",
 ) -> np.ndarray:
     """Logits [N, C] as float32 numpy, rows in the order of ``texts``."""
+    return logits_of_ids(
+        model,
+        encode(tokenizer, texts, max_length),
+        tokenizer.pad_token_id,
+        placement,
+        batch_size=batch_size,
+        track=track,
+        description=description,
+    )
+
+
+@torch.inference_mode()
+def logits_of_ids(
+    model: Any,
+    ids: Sequence[Sequence[int]],
+    pad_id: int,
+    placement: Placement,
+    *,
+    batch_size: int = 256,
+    track: Tracker = silent,
+    description: str = "predicting",
+) -> np.ndarray:
+    """Logits [N, C] of token-id rows, in length-sorted batches of ``batch_size``.
+
+    Batches are cut from the rows sorted by length (a stable sort), so the same rows in
+    the same order always meet the model in the same batches, whoever calls.
+    """
     model.eval().to(placement.device)
-    shape = (len(texts), model.config.num_labels)
-    if not texts:
+    shape = (len(ids), model.config.num_labels)
+    if not ids:
         return np.zeros(shape, dtype=np.float32)
     device = placement.device
-    tokens = TokenTable(encode(tokenizer, texts, max_length), tokenizer.pad_token_id, device)
+    tokens = TokenTable(ids, pad_id, device)
     batches = sorted_batches(tokens.lengths, batch_size)
     logits_all = torch.empty(shape, dtype=torch.float32, device=device)
     with explain_device_errors(placement):

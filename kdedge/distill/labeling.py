@@ -1,5 +1,10 @@
 """Teacher labeling: run each teacher once per text (through the cache), then combine.
 
+Under ``torchrun`` / ``accelerate launch`` the texts the cache lacks are shared out: each
+rank runs the teacher on its slice of every chunk, rank 0 gathers the chunk and commits it
+(the one writer of the SQLite cache), and once labeling is done every rank reads the
+finished cache. A killed run, with one process or many, resumes at its last committed chunk.
+
 Soft targets for a text are the mean of the teachers' probabilities at temperature T
 (an ensemble), then high-risk rule overrides: a text matching a rule's pattern gets most
 of its mass on the rule's label, whatever the teachers said (seed 002, scenario 3).
@@ -7,6 +12,7 @@ of its mass on the rule's label, whatever the teachers said (seed 002, scenario 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Sequence
@@ -16,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from kdedge.data.labels import LabelSet
+from kdedge.distill import distributed
+from kdedge.distill.batching import sorted_batches
 from kdedge.distill.cache import LogitCache, TeacherKey
 from kdedge.distill.device import Placement
-from kdedge.distill.inference import predict_logits
+from kdedge.distill.inference import encode, logits_of_ids
 from kdedge.distill.models import fingerprint, load_classifier, tokenizer_fingerprint
 from kdedge.distill.probability import mean_entropy, softmax
 from kdedge.errors import ConfigError, ModelError
@@ -86,56 +94,81 @@ def label_texts(
     if not teacher_dirs:
         raise ConfigError("no teacher given; pass at least one teacher model directory")
     unique = list(dict.fromkeys(texts))
+    procs = distributed.current()
     start = time.perf_counter()
     hits = misses = 0
     saved: float | None = 0.0
     per_teacher: list[np.ndarray] = []
     labels: LabelSet | None = None
-    with LogitCache(cache_dir) as cache:
-        for teacher_dir in teacher_dirs:
-            clf = load_classifier(teacher_dir)
-            if labels is not None and clf.labels != labels:
-                raise ModelError(
-                    f"teacher {teacher_dir} has labels that differ from the first teacher's; "
-                    "an ensemble needs one label set in one order"
-                )
-            labels = clf.labels
-            key = TeacherKey(
-                fingerprint(teacher_dir), tokenizer_fingerprint(clf.tokenizer), clf.max_length
+    for teacher_dir in teacher_dirs:
+        clf = load_classifier(teacher_dir)
+        if labels is not None and clf.labels != labels:
+            raise ModelError(
+                f"teacher {teacher_dir} has labels that differ from the first teacher's; "
+                "an ensemble needs one label set in one order"
             )
-            if refresh:
-                cache.delete_teacher(key.teacher)
-            keys = [key.for_text(t) for t in unique]
-            found = cache.get_many(keys, len(labels))
-            missing = [i for i, k in enumerate(keys) if k not in found]
+        labels = clf.labels
+        key = TeacherKey(
+            fingerprint(teacher_dir), tokenizer_fingerprint(clf.tokenizer), clf.max_length
+        )
+        keys = [key.for_text(t) for t in unique]
+        with contextlib.ExitStack() as stack:
+            # Rank 0 is the cache's one writer; the other ranks only compute and send.
+            cache = stack.enter_context(LogitCache(cache_dir)) if procs.main else None
+            found: dict[str, np.ndarray] = {}
+            if cache is not None:
+                if refresh:
+                    cache.delete_teacher(key.teacher)
+                found = cache.get_many(keys, len(labels))
+            missing = distributed.broadcast(
+                [i for i, k in enumerate(keys) if k not in found], "sharing the cache misses"
+            )
             hits += len(unique) - len(missing)
             misses += len(missing)
-            # Label misses in chunks, committing each, so a killed job resumes here.
-            chunk = max(batch_size * 4, 1024)
-            starts = range(0, len(missing), chunk)
+            # One batch plan for any number of processes: the misses sorted by token length
+            # and cut into batches, so a text meets the teacher in the same batch (and gets
+            # the same logits) with one rank or eight. Ranks deal out each chunk's batches;
+            # rank 0 commits every chunk, so a killed job resumes at the next one.
+            ids = encode(clf.tokenizer, [unique[i] for i in missing], clf.max_length)
+            plan = [
+                [missing[j] for j in rows]
+                for rows in sorted_batches([len(r) for r in ids], batch_size)
+            ]
+            id_of = dict(zip(missing, ids, strict=True))
+            per_chunk = max(1, 1024 // batch_size, 4) * procs.world
+            starts = range(0, len(plan), per_chunk)
             name = Path(teacher_dir).name
             for begin in track(starts, f"labeling with {name}", total=len(starts)):
                 t0 = time.perf_counter()
-                rows = missing[begin : begin + chunk]
-                logits = predict_logits(
+                batches = plan[begin : begin + per_chunk]
+                rows = [i for b in batches[procs.rank :: procs.world] for i in b]
+                logits = logits_of_ids(
                     clf.model,
-                    clf.tokenizer,
-                    [unique[i] for i in rows],
+                    [id_of[i] for i in rows],
+                    clf.tokenizer.pad_token_id,
                     placement,
-                    max_length=clf.max_length,
                     batch_size=batch_size,
                 )
-                cache.put_many(key.teacher, [(keys[i], logits[j]) for j, i in enumerate(rows)])
-                cache.record_cost(key.teacher, time.perf_counter() - t0, len(rows))
-                found.update({keys[i]: logits[j] for j, i in enumerate(rows)})
-            cost = cache.seconds_per_text(key.teacher)
-            served = len(unique) - len(missing)
-            if saved is not None and served:
-                saved = None if cost is None else saved + served * cost
-            per_teacher.append(
-                np.stack([found[k] for k in keys]) if keys else np.zeros((0, len(labels)))
-            )
-            del clf
+                logits = distributed.gather_rows(logits, f"labeling with {name}")
+                rows = [i for r in range(procs.world) for b in batches[r :: procs.world] for i in b]
+                if cache is not None:
+                    cache.put_many(key.teacher, [(keys[i], logits[j]) for j, i in enumerate(rows)])
+                    cache.record_cost(key.teacher, time.perf_counter() - t0, len(rows))
+                    found.update({keys[i]: logits[j] for j, i in enumerate(rows)})
+            cost = cache.seconds_per_text(key.teacher) if cache is not None else None
+        if procs.distributed:
+            distributed.wait("finishing the teacher cache")
+            if cache is None:  # every other rank reads the finished cache
+                with LogitCache(cache_dir) as reader:
+                    found = reader.get_many(keys, len(labels))
+                    cost = reader.seconds_per_text(key.teacher)
+        served = len(unique) - len(missing)
+        if saved is not None and served:
+            saved = None if cost is None else saved + served * cost
+        per_teacher.append(
+            np.stack([found[k] for k in keys]) if keys else np.zeros((0, len(labels)))
+        )
+        del clf
     assert labels is not None
     position = {t: i for i, t in enumerate(unique)}
     stacked = np.stack(per_teacher)[:, [position[t] for t in texts]]  # [K, N, C]

@@ -6,8 +6,10 @@ the rows that carry the signal, optionally weighted by per-example weights.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -111,8 +113,14 @@ def distillation_loss(
     config: LossConfig,
     weights: torch.Tensor | None = None,
     class_weights: torch.Tensor | None = None,
+    shard: torch.Tensor | None = None,
 ) -> LossTerms:
-    """Combine the terms of :class:`LossConfig`. Without teacher targets KD is zero."""
+    """Combine the terms of :class:`LossConfig`. Without teacher targets KD is zero.
+
+    ``shard`` ([3], from :func:`shard_scale`) rescales the hard, KD and rare terms inside
+    ``total`` when this batch is one process's share of a global batch; the reported
+    terms stay this share's own means.
+    """
     zero = student_logits.sum() * 0.0
     hard = hard_ce(student_logits, labels, weights)
     kd = (
@@ -125,8 +133,42 @@ def distillation_loss(
         if config.rare_weight > 0 and class_weights is not None
         else zero
     )
-    total = config.hard_weight * hard + config.alpha * kd + config.rare_weight * rare
+    if shard is None:
+        total = config.hard_weight * hard + config.alpha * kd + config.rare_weight * rare
+    else:
+        total = (
+            config.hard_weight * hard * shard[0]
+            + config.alpha * kd * shard[1]
+            + config.rare_weight * rare * shard[2]
+        )
     return LossTerms(total=total, hard=hard, kd=kd, rare=rare)
+
+
+def _denominators(labels: np.ndarray, weights: np.ndarray, class_weights: np.ndarray) -> np.ndarray:
+    labeled = labels != IGNORE_INDEX
+    rare = weights[labeled] * class_weights[labels[labeled]]
+    return np.array([weights[labeled].sum(), weights.sum(), rare.sum()], dtype=np.float64)
+
+
+def shard_scale(
+    labels: np.ndarray,  # [N] hard labels of the dataset, IGNORE_INDEX where unlabeled
+    weights: np.ndarray,  # [N] row weights
+    class_weights: np.ndarray,  # [C]
+    local: Sequence[int],
+    whole: Sequence[int],
+    world: int,
+) -> torch.Tensor:
+    """Per-term factors ([hard, kd, rare]) that make data-parallel training exact.
+
+    Each term is a weighted mean over the rows that carry it; a process sees only
+    ``local`` rows of the global batch ``whole``. DDP averages gradients over ``world``
+    processes, so scaling each term by ``world * local_sum / global_sum`` of its weights
+    gives the gradient of the global batch's mean, even when shares differ in labeled rows.
+    """
+    mine = _denominators(labels[list(local)], weights[list(local)], class_weights)
+    every = _denominators(labels[list(whole)], weights[list(whole)], class_weights)
+    factor = np.divide(world * mine, every, out=np.zeros(3), where=every > 0)
+    return torch.tensor(factor, dtype=torch.float32)
 
 
 def rare_class_weights(

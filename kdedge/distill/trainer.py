@@ -6,8 +6,12 @@ evaluated on the validation split; a checkpoint is *eligible* only if it passes 
 and the best weighted score among eligible epochs is what ships (not the lowest loss).
 Each epoch also writes a resumable state, so ``resume=True`` continues a killed run.
 
-Kept framework-free on purpose (no HF Trainer): the loop is short, and model, optimizer
-and batches are built in separate functions so ``accelerate`` can wrap them later.
+Kept framework-free on purpose (no HF Trainer): the loop is short. Under ``torchrun`` or
+``accelerate launch`` each process takes its share of every global batch, accelerate wraps
+the model for gradient sync (DDP, or FSDP from the accelerate config), validation is
+sharded and gathered, and only rank 0 writes checkpoints, events and the selected model
+(:mod:`kdedge.distill.distributed`). ``batch_size`` stays the global batch, so the learning
+rate, the schedule and the epoch mean the same with one process or eight.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 
 from kdedge.atomic import atomic_dir, atomic_write_text
 from kdedge.data.records import Example
+from kdedge.distill import distributed
 from kdedge.distill.batching import TokenTable, device_batches, shuffled_buckets
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.distill.events import EventLog
@@ -37,6 +42,7 @@ from kdedge.distill.losses import (
     distillation_loss,
     kd_loss,
     rare_class_weights,
+    shard_scale,
 )
 from kdedge.distill.metrics import classification_report
 from kdedge.distill.models import Classifier, save_classifier
@@ -196,11 +202,16 @@ def fit(
     _check_inputs(
         clf, train, validation, teacher_train, teacher_val, loss, out_dir, resume, overwrite
     )
+    procs = distributed.current()
+    if len(train) < procs.world:
+        raise ConfigError(f"{len(train)} training rows cannot be shared by {procs.world} processes")
     ckpt_dir = out_dir / CHECKPOINTS
-    if overwrite and not resume and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log = EventLog(out_dir / EVENTS_FILE, run_id=f"{stage}_{out_dir.name}")
+    if procs.main:
+        if overwrite and not resume and out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    distributed.wait("setting up the run directory")
+    log = EventLog(out_dir / EVENTS_FILE if procs.main else None, run_id=f"{stage}_{out_dir.name}")
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -225,10 +236,12 @@ def fit(
     )
     rare_idx = [labels.index(r) for r in rare_labels if r in labels]
     class_weights = rare_class_weights(len(labels), rare_idx, config.rare_class_boost).to(device)
-    forward = torch.compile(model, mode=config.compile) if config.compile else model
+    gold_np, weights_np, class_np = (t.cpu().numpy() for t in (gold, weights, class_weights))
+    trained = distributed.prepare_model(model)  # DDP / FSDP under a launcher, else model
+    forward = torch.compile(trained, mode=config.compile) if config.compile else trained
 
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    optimizer = make_optimizer(model, config)
+    optimizer = make_optimizer(trained, config)
     scheduler = lr_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
     history: list[dict[str, Any]] = []
     best_epoch, best_score, best_state = 0, -math.inf, None
@@ -246,17 +259,28 @@ def fit(
     step = (start_epoch - 1) * steps_per_epoch
 
     for epoch in range(start_epoch, config.epochs + 1):
-        model.train()
+        trained.train()
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        batches = shuffled_buckets(tokens.lengths, config.batch_size, generator)
+        batches = shuffled_buckets(
+            tokens.lengths, config.batch_size, generator, min_rows=procs.world
+        )
         padding = tokens.padding_efficiency(batches)
-        sums = torch.zeros(4, device=device)  # total, hard, kd, rare (row-weighted)
+        mine = [distributed.shard_rows(rows, procs) for rows in batches]
+        shares = [
+            shard_scale(gold_np, weights_np, class_np, m, b, procs.world).to(device)
+            if procs.distributed
+            else None
+            for m, b in zip(mine, batches, strict=True)
+        ]
+        sums = torch.zeros(5, device=device)  # total, hard, kd, rare (row-weighted), rows
         seen, t0 = 0, time.perf_counter()
-        with explain_device_errors(placement):
-            for rows, index in track(
-                zip(batches, device_batches(batches, device), strict=True),
-                f"{stage} epoch {epoch}/{config.epochs}",
-                total=len(batches),
+        with explain_device_errors(placement), distributed.explain_peer_errors("training"):
+            for i, (rows, index) in enumerate(
+                track(
+                    zip(mine, device_batches(mine, device), strict=True),
+                    f"{stage} epoch {epoch}/{config.epochs}",
+                    total=len(batches),
+                )
             ):
                 input_ids, mask = tokens.batch(rows, index)
                 y = gold.index_select(0, index)
@@ -264,17 +288,17 @@ def fit(
                 t = targets.index_select(0, index) if targets is not None else None
                 with placement.autocast():
                     logits = forward(input_ids=input_ids, attention_mask=mask).logits
-                terms = distillation_loss(logits, y, t, loss, w, class_weights)
+                terms = distillation_loss(logits, y, t, loss, w, class_weights, shares[i])
                 terms.total.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                grad_norm = distributed.clip_grad_norm(trained, config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 seen += len(rows)
                 step_terms = torch.stack([terms.total, terms.hard, terms.kd, terms.rare]).detach()
-                sums += step_terms * len(rows)  # stays on the device: no sync per step
-                if step % config.log_every == 0 or seen == len(train):
+                sums[:4] += step_terms * len(rows)  # stays on the device: no sync per step
+                if procs.main and (step % config.log_every == 0 or i == len(mine) - 1):
                     values = dict(zip(LOSS_TERMS, step_terms.tolist(), strict=True))
                     elapsed = time.perf_counter() - t0
                     log.emit(
@@ -282,29 +306,37 @@ def fit(
                         stage=stage,
                         epoch=epoch,
                         global_step=step,
-                        batch_size=len(rows),
+                        batch_size=len(batches[i]),
                         loss_total=values["total"],
                         loss_hard=values["hard"],
                         loss_kd=values["kd"],
                         loss_rare=values["rare"],
                         grad_norm=float(grad_norm),
                         lr=scheduler.get_last_lr()[0],
-                        samples_per_sec=round(seen / elapsed, 1) if elapsed > 0 else None,
+                        samples_per_sec=round(seen * procs.world / elapsed, 1)
+                        if elapsed > 0
+                        else None,
                         gpu_mem_gb=_gpu_mem_gb(placement),
                     )
         if placement.name == "cuda":
             torch.cuda.synchronize()
+        sums[4] = seen
+        totals = distributed.all_sum(sums, "summing the epoch's loss").tolist()
+        seen = int(totals[4])
         epoch_seconds = time.perf_counter() - t0
-        epoch_loss = [round(v / max(1, seen), 6) for v in sums.tolist()]
+        epoch_loss = [round(v / max(1, seen), 6) for v in totals[:4]]
         throughput.append(len(train) / epoch_seconds)
 
-        val_logits = predict_logits(
-            model,
-            clf.tokenizer,
-            [e.text for e in validation],
-            placement,
-            max_length=clf.max_length,
-            batch_size=config.eval_batch_size,
+        val_logits = distributed.gather_rows(
+            predict_logits(
+                model,
+                clf.tokenizer,
+                [e.text for e in validation[distributed.span(len(validation), procs)]],
+                placement,
+                max_length=clf.max_length,
+                batch_size=config.eval_batch_size,
+            ),
+            "validation",
         )
         metrics = evaluate_logits(
             val_logits, validation, clf, oos_label=oos_label, rare_labels=rare_labels
@@ -348,8 +380,12 @@ def fit(
         if gate_report.passed and gate_report.score > best_score:
             best_epoch, best_score = epoch, gate_report.score
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            _write_weights(ckpt_dir / "best", best_state)
-        save_state(ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, best_score)
+            if procs.main:
+                _write_weights(ckpt_dir / "best", best_state)
+        if procs.main:
+            save_state(
+                ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, best_score
+            )
         if config.early_stop:
             signals = [
                 EpochSignals(h["val_accuracy"], h["rare_class_recall"], h["val_kd_loss"])
@@ -382,11 +418,12 @@ def fit(
         },
     )
     model.to("cpu")
-    _finish(clf, out_dir, result, meta or {}, stage)
-    log_path = out_dir / EVENTS_FILE
-    EventLog(log_path, run_id=log.run_id).emit(
-        "checkpoint_selected", epoch=best_epoch, promotable=promotable, stopped_early=stopped
-    )
+    if procs.main:
+        _finish(clf, out_dir, result, meta or {}, stage)
+        EventLog(out_dir / EVENTS_FILE, run_id=log.run_id).emit(
+            "checkpoint_selected", epoch=best_epoch, promotable=promotable, stopped_early=stopped
+        )
+    distributed.wait("writing the selected model")
     return result
 
 

@@ -86,7 +86,7 @@ def test_labeling_resumes_after_a_kill(tmp_path, tiny_teacher, data_dir, monkeyp
 
     base = [e.text for e in load_prepared(data_dir).train]
     texts = [f"{base[i % len(base)]} v{i}" for i in range(1500)]  # 1500 distinct texts
-    real = labeling.predict_logits
+    real = labeling.logits_of_ids
     calls = {"n": 0}
 
     def dying(*args, **kwargs):
@@ -95,10 +95,10 @@ def test_labeling_resumes_after_a_kill(tmp_path, tiny_teacher, data_dir, monkeyp
             raise KeyboardInterrupt  # killed while labeling the second chunk
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(labeling, "predict_logits", dying)
+    monkeypatch.setattr(labeling, "logits_of_ids", dying)
     with pytest.raises(KeyboardInterrupt):
         label_texts([tiny_teacher], texts, tmp_path, CPU, batch_size=64)
-    monkeypatch.setattr(labeling, "predict_logits", real)
+    monkeypatch.setattr(labeling, "logits_of_ids", real)
     resumed = label_texts([tiny_teacher], texts, tmp_path, CPU, batch_size=64)
     assert resumed.report.cache_hits == 1024  # the first committed chunk survived
     assert resumed.report.cache_misses == len(texts) - 1024
