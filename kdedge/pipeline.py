@@ -40,12 +40,17 @@ def run_recipe(
     """Run every stage of ``recipe``; completed stages are skipped when ``resume`` is set.
 
     A reranker recipe (``task = "rerank"``) runs :func:`kdedge.rerank.pipeline.run_rerank_recipe`.
+
+    Under ``torchrun`` / ``accelerate launch`` every rank takes part in teach, label and
+    distill; rank 0 alone prepares the data before them and calibrates, evaluates and
+    writes the report after them, while the other ranks return once the student is written.
     """
     if getattr(recipe, "task", "intent") == "rerank":
         from kdedge.rerank.pipeline import run_rerank_recipe
 
         return run_rerank_recipe(recipe, resume=resume, track=track, on_stage=on_stage)  # type: ignore[arg-type]
     from kdedge.data.prepare import load_prepared, prepare_dataset
+    from kdedge.distill import distributed
     from kdedge.distill.device import resolve
     from kdedge.distill.evaluation import calibrate_model, evaluate_model
     from kdedge.distill.gates import Gates
@@ -54,12 +59,14 @@ def run_recipe(
     from kdedge.distill.trainer import TrainConfig
 
     placement = resolve(recipe.device, recipe.precision)
+    main = distributed.current().main
     root = recipe.root
-    root.mkdir(parents=True, exist_ok=True)
     result = PipelineResult(workdir=root)
 
     def done(stage: str, report: dict[str, Any]) -> None:
         result.stages[stage] = report
+        if not main:
+            return
         atomic_write_text(
             root / "pipeline_report.json",
             json.dumps(result.to_dict(), indent=2, default=str) + "\n",
@@ -69,18 +76,21 @@ def run_recipe(
 
     data_cfg = recipe.data
     data_dir = root / "data"
-    prep = prepare_dataset(
-        recipe.path(data_cfg.train),
-        out_dir=data_dir,
-        validation_path=recipe.path(data_cfg.validation) if data_cfg.validation else None,
-        test_path=recipe.path(data_cfg.test) if data_cfg.test else None,
-        unlabeled_paths=[recipe.path(p) for p in data_cfg.unlabeled],
-        split=tuple(data_cfg.split),
-        seed=data_cfg.seed,
-        scrub=data_cfg.scrub_pii,
-        dedupe=data_cfg.dedupe,
-    )
-    done("prepare", prep.to_dict())
+    if main:
+        root.mkdir(parents=True, exist_ok=True)
+        prep = prepare_dataset(
+            recipe.path(data_cfg.train),
+            out_dir=data_dir,
+            validation_path=recipe.path(data_cfg.validation) if data_cfg.validation else None,
+            test_path=recipe.path(data_cfg.test) if data_cfg.test else None,
+            unlabeled_paths=[recipe.path(p) for p in data_cfg.unlabeled],
+            split=tuple(data_cfg.split),
+            seed=data_cfg.seed,
+            scrub=data_cfg.scrub_pii,
+            dedupe=data_cfg.dedupe,
+        )
+        done("prepare", prep.to_dict())
+    distributed.wait("preparing the data")
 
     t = recipe.teacher
     if t.base:
@@ -125,6 +135,8 @@ def run_recipe(
             recipe, teachers, data_dir, student_dir, placement, gates, resume, track, done
         )
 
+    if not main:
+        return result  # the student is written; rank 0 calibrates and evaluates it
     holdout = data_dir / "validation.jsonl"
     test = data_dir / "test.jsonl"
     for role, model_dir in (("teacher", Path(teachers[0])), ("student", student_dir)):

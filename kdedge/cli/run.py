@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kdedge.cli.console import emit_json, info, rich_tracker
+from kdedge.cli.console import RANK, emit_json, info, rich_tracker
 from kdedge.cli.options import json_option, quiet_option
 
 
@@ -123,6 +123,8 @@ def command(recipe, device, workdir, resume, quiet, as_json):
         track=rich_tracker(quiet or as_json),
         on_stage=stage_printer(quiet or as_json, task),
     )
+    if RANK:
+        return  # under a launcher, rank 0 reports (and judges the gates)
     if as_json:
         emit_json(result.to_dict())
     elif task == "rerank":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from kdedge.cli.console import emit_json, info, rich_tracker, stdout
+from kdedge.cli.console import RANK, emit_json, info, rich_tracker, stdout
 from kdedge.cli.options import compute_options
 from kdedge.distill.sweep import in_scope  # light: no torch
 
@@ -65,7 +65,7 @@ def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
     names = [n.strip() for n in (only or "").split(",") if n.strip()]
 
     def progress(row: dict) -> None:
-        if as_json or quiet:
+        if as_json or quiet or RANK:
             return
         what = "reused" if row.get("resumed") else "done"
         info(f"{row['name']}: {what}, in-scope accuracy {100 * in_scope(row):.2f}%")
@@ -78,6 +78,8 @@ def command(sweep_file, grid, only, rerun, device, precision, quiet, as_json):
         track=rich_tracker(quiet),
         on_row=progress,
     )
+    if RANK:
+        return  # under a launcher, rank 0 reports
     if as_json:
         emit_json(report.to_dict())
         return

@@ -249,13 +249,24 @@ def wait(what: str) -> None:
             dist.barrier()
 
 
-def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` wrapped for gradient sync by accelerate (DDP; FSDP per the accelerate
-    config of ``accelerate launch``); ``model`` itself in one process."""
+def prepare_model(model: torch.nn.Module, *, unused_parameters: bool = False) -> torch.nn.Module:
+    """``model`` wrapped for gradient sync; ``model`` itself in one process.
+
+    accelerate wraps it (DDP, or FSDP per the accelerate config of ``accelerate launch``).
+    ``unused_parameters`` is for a loss that leaves some parameters out (stage 1 skips the
+    classifier head): torch's DDP then looks for them every step, which accelerate's
+    prepare cannot be told per model, so this one case is wrapped by torch directly.
+    """
     acc = accelerator()
     if acc is None:
         return model
-    return acc.prepare_model(model)
+    if not unused_parameters:
+        return acc.prepare_model(model)
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = acc.device
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model.to(device), device_ids=ids, find_unused_parameters=True)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -8,6 +8,11 @@ unlabeled). Stage 2 is ordinary output KD (:func:`kdedge.distill.trainer.fit`).
 
 The inputs are texts or, for cross-encoders (rerankers), (query, passage) pairs, which are
 tokenized as pairs with their ``token_type_ids``.
+
+Under ``torchrun`` / ``accelerate launch`` each rank takes its share of every global batch,
+the student and projections are one DDP module, and each loss is rescaled by the rank's
+share of the batch's tokens (token pairs for attention), so the averaged gradient is the
+global batch's, as in :func:`kdedge.distill.trainer.fit`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kdedge.distill import distributed
 from kdedge.distill.batching import TokenTable, device_batches, shuffled_buckets
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.distill.events import EventLog
@@ -38,6 +44,50 @@ def uniform_feature_map(teacher_layers: int, student_layers: int) -> list[int]:
     layers, so it is asked for the output of the second.
     """
     return [(i + 1) * teacher_layers // student_layers - 1 for i in range(student_layers)]
+
+
+class _Stage1Student(nn.Module):
+    """The student with its projections, returning both stage-1 losses from ``forward``,
+    so one DDP module syncs every trained parameter."""
+
+    def __init__(
+        self, student: nn.Module, projections: nn.ModuleList, feature_map: Sequence[int]
+    ) -> None:
+        super().__init__()
+        self.student, self.projections = student, projections
+        self.feature_map = list(feature_map)
+        self.hidden_pairs = [(0, 0)] + [(i + 1, t + 1) for i, t in enumerate(feature_map)]
+
+    def forward(
+        self, input_ids, attention_mask, teacher_hidden, teacher_attentions, **types
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.student(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            **types,
+            output_hidden_states=True,
+            output_attentions=True,
+        )
+        feature = sum(
+            hidden_mse(self.projections[k](out.hidden_states[s]), teacher_hidden[t], attention_mask)
+            for k, (s, t) in enumerate(self.hidden_pairs)
+        ) / len(self.hidden_pairs)
+        attention = sum(
+            attention_mse(out.attentions[i], teacher_attentions[t], attention_mask)
+            for i, t in enumerate(self.feature_map)
+        ) / len(self.feature_map)
+        return feature, attention
+
+
+def _token_shares(
+    lengths: Sequence[int], mine: Sequence[int], rows: Sequence[int], world: int
+) -> tuple[float, float]:
+    """Factors for this rank's feature and attention means (tokens, token pairs)."""
+
+    def total(which, power):
+        return sum(lengths[i] ** power for i in which)
+
+    return world * total(mine, 1) / total(rows, 1), world * total(mine, 2) / total(rows, 2)
 
 
 def _eager(model: Any) -> None:
@@ -89,7 +139,12 @@ def feature_distill(
     if s_cfg.hidden_size == t_cfg.hidden_size:
         for proj in projections:
             nn.init.eye_(proj.weight)
-    params = list(student.model.parameters()) + list(projections.parameters())
+    procs = distributed.current()
+    # The head and pooler take no part in the stage-1 losses: DDP must be told.
+    stage1 = distributed.prepare_model(
+        _Stage1Student(student.model, projections, feature_map), unused_parameters=True
+    )
+    params = list(stage1.parameters())
     optimizer = adamw(params, lr)
     # Each model reads its own ids: a student with a trimmed vocabulary numbers the same
     # tokens differently, but the sequences must correspond position by position.
@@ -110,18 +165,20 @@ def feature_distill(
     type_tables = [
         TokenTable(t, 0, device) if t is not None else None for t in (types, teacher_types)
     ]
-    hidden_pairs = [(0, 0)] + [(i + 1, t + 1) for i, t in enumerate(feature_map)]
     history: list[dict[str, Any]] = []
     generator = torch.Generator().manual_seed(seed)
-    with explain_device_errors(placement):
+    with explain_device_errors(placement), distributed.explain_peer_errors("stage 1"):
         for epoch in range(1, epochs + 1):
-            batches = shuffled_buckets(tokens.lengths, batch_size, generator)
-            sums = torch.zeros(2, device=device)  # feature, attention (row-weighted)
-            seen, t0 = 0, time.perf_counter()
-            for rows, index in track(
-                zip(batches, device_batches(batches, device), strict=True),
-                f"stage 1 features epoch {epoch}/{epochs}",
-                total=len(batches),
+            batches = shuffled_buckets(tokens.lengths, batch_size, generator, min_rows=procs.world)
+            mine = [distributed.shard_rows(rows, procs) for rows in batches]
+            sums = torch.zeros(3, device=device)  # feature, attention (row-weighted), rows
+            t0 = time.perf_counter()
+            for i, (rows, index) in enumerate(
+                track(
+                    zip(mine, device_batches(mine, device), strict=True),
+                    f"stage 1 features epoch {epoch}/{epochs}",
+                    total=len(batches),
+                )
             ):
                 input_ids, mask = tokens.batch(rows, index)
                 teacher_input, _ = teacher_tokens.batch(rows, index)
@@ -138,34 +195,22 @@ def feature_distill(
                         output_attentions=True,
                     )
                 with placement.autocast():
-                    s_out = student.model(
-                        input_ids=input_ids,
-                        attention_mask=mask,
-                        **s_types,
-                        output_hidden_states=True,
-                        output_attentions=True,
+                    feature, attention = stage1(
+                        input_ids, mask, t_out.hidden_states, t_out.attentions, **s_types
                     )
-                    feature = sum(
-                        hidden_mse(
-                            projections[k](s_out.hidden_states[s]), t_out.hidden_states[t], mask
-                        )
-                        for k, (s, t) in enumerate(hidden_pairs)
-                    ) / len(hidden_pairs)
-                    attention = (
-                        sum(
-                            attention_mse(s_out.attentions[i], t_out.attentions[t], mask)
-                            for i, t in enumerate(feature_map)
-                        )
-                        / n_s
-                    )
-                loss = feature + attention_weight * attention
+                scale = (1.0, 1.0)
+                if procs.distributed:
+                    scale = _token_shares(tokens.lengths, rows, batches[i], procs.world)
+                loss = feature * scale[0] + attention_weight * attention * scale[1]
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                distributed.clip_grad_norm(stage1, 1.0)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                sums += torch.stack([feature, attention]).detach().float() * len(rows)
-                seen += len(rows)  # no host sync per step: sums stay on the device
-            feature_sum, attention_sum = sums.tolist()
+                sums[:2] += torch.stack([feature, attention]).detach().float() * len(rows)
+                sums[2] += len(rows)  # no host sync per step: sums stay on the device
+            feature_sum, attention_sum, seen = distributed.all_sum(
+                sums, "summing stage-1 losses"
+            ).tolist()
             record = {
                 "stage": "features",
                 "epoch": epoch,
@@ -174,7 +219,7 @@ def feature_distill(
                 "samples_per_sec": round(seen / (time.perf_counter() - t0), 1),
             }
             history.append(record)
-            if log is not None:
+            if log is not None and procs.main:
                 log.emit("distill_epoch_end", **record)
             if _stage1_converged(history):
                 break

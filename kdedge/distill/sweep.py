@@ -218,13 +218,16 @@ def run_sweep(
     variants that are run even when a matching result exists.
     """
     from kdedge.data.prepare import load_prepared, split_file
+    from kdedge.distill import distributed
 
+    main = distributed.current().main  # under a launcher every rank trains, rank 0 writes
     load_prepared(sweep.data)  # fails early, naming the folder, if it is not prepared
     holdout = sweep.data / split_file("validation")
     judged_on = sweep.data / split_file(sweep.evaluate)
     if not judged_on.is_file():
         raise ConfigError(f"evaluate = {sweep.evaluate!r}: {judged_on} does not exist")
-    sweep.workdir.mkdir(parents=True, exist_ok=True)
+    if main:
+        sweep.workdir.mkdir(parents=True, exist_ok=True)
     report = SweepReport(sweep.workdir)
 
     def add(row: dict[str, Any]) -> None:
@@ -240,13 +243,16 @@ def run_sweep(
         if stored is not None and not (wanted and rerun):
             row = {**stored, "resumed": True}
         elif wanted:
-            row = _run_variant(variant, sweep, holdout, judged_on, placement, track)
-            result_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(result_file, json.dumps(row, indent=2, default=str) + "\n")
+            row = _run_variant(variant, sweep, holdout, judged_on, placement, track, main)
+            if main:
+                result_file.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(result_file, json.dumps(row, indent=2, default=str) + "\n")
         else:
             report.not_run.append(variant.name)
             continue
         add(row)
+    if not main:
+        return report  # rank 0 judges the teachers and writes the report
     if sweep.teacher_rows:  # after the students, so a teacher may still be training meanwhile
         ran = {r["name"] for r in report.rows}
         teachers = dict.fromkeys(
@@ -290,8 +296,15 @@ def _slug(name: str) -> str:
 
 
 def _run_variant(
-    variant: Variant, sweep: Sweep, holdout: Path, judged_on: Path, placement: Any, track: Tracker
+    variant: Variant,
+    sweep: Sweep,
+    holdout: Path,
+    judged_on: Path,
+    placement: Any,
+    track: Tracker,
+    main: bool = True,
 ) -> dict[str, Any]:
+    """Distill one variant (every rank) and judge it (rank 0, which calibrates and writes)."""
     from kdedge.base_models import resolve_model
     from kdedge.data.io import load_unlabeled
     from kdedge.distill.distillation import StudentSpec, distill
@@ -347,7 +360,11 @@ def _run_variant(
             "promotable": train.promotable,
             "stopped_early": train.stopped_early,
         },
-        **_judge(out, holdout, judged_on, placement, track, sweep.oos_label, calibrate=True),
+        **(
+            _judge(out, holdout, judged_on, placement, track, sweep.oos_label, calibrate=True)
+            if main
+            else {}
+        ),
     }
 
 
