@@ -237,7 +237,8 @@ def fit(
     rare_idx = [labels.index(r) for r in rare_labels if r in labels]
     class_weights = rare_class_weights(len(labels), rare_idx, config.rare_class_boost).to(device)
     gold_np, weights_np, class_np = (t.cpu().numpy() for t in (gold, weights, class_weights))
-    trained = distributed.prepare_model(model)  # DDP / FSDP under a launcher, else model
+    distributed.require_replicated("a classifier")
+    trained = distributed.prepare_model(model)  # DDP under a launcher, else model itself
     forward = torch.compile(trained, mode=config.compile) if config.compile else trained
 
     steps_per_epoch = math.ceil(len(train) / config.batch_size)

@@ -306,3 +306,20 @@ lr = 3e-3
     assert stages[:4] == ["prepare", "teach", "label", "distill"]
     assert "evaluate_student" in stages
     assert json.loads(result.stdout)["stages"].keys() == report["stages"].keys()  # rank 0 only
+
+
+def test_fsdp_is_refused_for_replicated_students(monkeypatch):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    fake = SimpleNamespace(distributed_type=DistributedType.FSDP)
+    monkeypatch.setitem(distributed._JOINED, "accelerator", fake)
+    with pytest.raises(DistributedError, match="a classifier trains with DDP"):
+        distributed.require_replicated("a classifier")
+    monkeypatch.setitem(
+        distributed._JOINED,
+        "accelerator",
+        SimpleNamespace(distributed_type=DistributedType.MULTI_CPU),
+    )
+    distributed.require_replicated("a classifier")
