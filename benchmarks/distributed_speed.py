@@ -8,8 +8,8 @@ processes run under ``torchrun`` (one thread each, as torchrun sets) on cores 0 
 Arms alternate round after round, so drift on a shared machine hits both alike; the
 speed-up is the median of the per-round ratios with a bootstrap interval. The figure is
 the loop's own ``train_samples_per_sec`` (the epoch's training steps, without start-up
-and validation); each command's end-to-end wall time is reported too. A third arm sends the gradients
-in fp16 (``KDEDGE_DDP_COMPRESS=fp16``, torch's DDP compression hook).
+and validation); each command's end-to-end wall time is reported too. A third arm
+sends the gradients in fp16 (``KDEDGE_DDP_COMPRESS=fp16``, torch's DDP compression hook).
 
     python benchmarks/distributed_speed.py --rows 4000 --rounds 3 \
         --out docs/results/distributed_cpu.json
