@@ -154,7 +154,11 @@ def command(
       kdedge distill --teacher t1/ --teacher t2/ --data data/ --out student/ \\
           --alpha 0.35 --rare-weight 0.2 --rule 'chargeback|lawyer=escalation'
       kdedge distill --teacher teacher/ --data data/ --out student/ --feature-epochs 3
+      torchrun --nproc_per_node 4 -m kdedge distill --teacher teacher/ --data data/ \
+          --out student/ --batch-size 256     # 4 GPUs; --batch-size is the global batch
     Teacher logits come from the cache (`kdedge label`), so only the student is trained.
+    Under torchrun / accelerate launch every process trains on its share of each batch
+    and rank 0 writes (docs/distributed.md).
     """
     from kdedge.base_models import resolve_model
     from kdedge.data.io import load_unlabeled

@@ -36,9 +36,11 @@ def command(teachers, data, cache, batch_size, refresh, device, precision, quiet
     \b
     Example:
       kdedge label --teacher teacher/ --data data/
+      torchrun --nproc_per_node 2 -m kdedge label --teacher teacher/ --data data/
     Logits are stored by (teacher fingerprint, tokenizer, max length, text); a second run,
     and every later `kdedge distill`, reads them instead of running the teacher. Safe to
-    kill: finished chunks are committed and the next run resumes.
+    kill: finished chunks are committed and the next run resumes. Under a launcher the
+    processes share each chunk and rank 0 writes it: the cache is the same as one process's.
     """
     from kdedge.data.prepare import load_prepared
     from kdedge.distill.device import resolve
