@@ -8,7 +8,7 @@ import click
 
 from kdedge.cli.console import RANK, emit_json, info, rich_tracker, stdout
 from kdedge.cli.options import compute_options
-from kdedge.distill.sweep import in_scope  # light: no torch
+from kdedge.distill.sweep_report import in_scope  # light: no torch
 
 
 @click.command("sweep")
