@@ -216,6 +216,9 @@ def build_cmd(sources, out, total, seed, as_json) -> None:
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True)
 @click.option("--lora-r", type=click.IntRange(1), default=16, show_default=True)
+@click.option(
+    "--lora-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True
+)
 @click.option("--max-length", type=click.IntRange(16), default=512, show_default=True)
 @click.option("--eval-limit", type=click.IntRange(1), help="Score only N validation prompts.")
 @click.option("--eval-max-new-tokens", type=click.IntRange(1), default=96, show_default=True)
@@ -245,6 +248,7 @@ def distill_cmd(**kw) -> None:
         lr=kw["lr"],
         lora_r=kw["lora_r"],
         lora_alpha=2 * kw["lora_r"],
+        lora_dropout=kw["lora_dropout"],
         max_length=kw["max_length"],
         eval_limit=kw["eval_limit"],
         eval_max_new_tokens=kw["eval_max_new_tokens"],

@@ -6,8 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
+from kdedge.distill import distributed
 from kdedge.distill.device import Placement
 from kdedge.llm.prompts import messages
 from kdedge.progress import Tracker
@@ -60,11 +62,28 @@ class TorchGenerator:
 def generate_all(
     generator: Callable, rows: list[dict[str, Any]], batch: int, max_new: int, track: Tracker
 ) -> tuple[list[str], int, float]:
-    """Answers to every row, with completion tokens and seconds spent."""
-    answers, tokens, start = [], 0, time.perf_counter()
+    """Answers to every row, with completion tokens (all processes) and wall seconds.
+
+    Under ``torchrun`` / ``accelerate launch`` the batches are dealt out in turn: each rank
+    answers its share and every rank gets all answers back in order. A prompt meets the
+    model in the same batch with one process or eight, so the answers are the same.
+    """
+    procs = distributed.current() if distributed.accelerator() is not None else distributed.SINGLE
+    start = time.perf_counter()
     chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
-    for chunk in track(chunks, "answering validation prompts", len(chunks)):
-        for text, n in generator(chunk, max_new):
+    mine = distributed.shard_rows(range(len(chunks)), procs)
+    answers, tokens = [], []
+    for k in track(mine, "answering validation prompts", len(mine)):
+        for text, n in generator(chunks[k], max_new):
             answers.append(text)
-            tokens += n
-    return answers, tokens, time.perf_counter() - start
+            tokens.append(n)
+    if procs.distributed:
+        texts = distributed.gather_rows(np.array(answers, dtype=object), "answering prompts")
+        counts = distributed.gather_rows(np.array(tokens, dtype=np.int64), "answering prompts")
+        every = [k for r in range(procs.world) for k in range(r, len(chunks), procs.world)]
+        position = [i for k in every for i in range(k * batch, min(len(rows), (k + 1) * batch))]
+        ordered: list[str] = [""] * len(rows)
+        for i, text in zip(position, texts.tolist(), strict=True):
+            ordered[i] = text
+        answers, tokens = ordered, counts.tolist()
+    return answers, int(sum(tokens)), time.perf_counter() - start

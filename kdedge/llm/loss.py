@@ -41,15 +41,24 @@ def encode(tokenizer: Any, row: TrainRow, system: str, max_length: int) -> tuple
     return full, [-100] * len(prompt) + full[len(prompt) :]
 
 
-def length_batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of similar length (less padding than random batches)."""
+def length_batches(
+    lengths: Sequence[int], size: int, rng: random.Random, *, min_rows: int = 1
+) -> list[list[int]]:
+    """Shuffled batches of similar length (less padding than random batches).
+
+    A chunk's last batch shorter than ``min_rows`` (the number of processes sharing each
+    batch) joins the batch before it.
+    """
     order = list(range(len(lengths)))
     rng.shuffle(order)
     chunk = size * 32
     batches = []
     for start in range(0, len(order), chunk):
         part = sorted(order[start : start + chunk], key=lengths.__getitem__)
-        batches += [part[i : i + size] for i in range(0, len(part), size)]
+        cut = [part[i : i + size] for i in range(0, len(part), size)]
+        if len(cut) > 1 and len(cut[-1]) < min_rows:
+            cut[-2].extend(cut.pop())
+        batches += cut
     rng.shuffle(batches)
     return batches
 
@@ -101,3 +110,21 @@ def answer_loss(model: Any, batch: dict[str, torch.Tensor], weights: torch.Tenso
     token = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
     per_row = _per_row(token, keep.nonzero()[:, 0], targets.size(0))
     return (per_row * weights).sum(), per_row.mean()
+
+
+class AnswerLoss(torch.nn.Module):
+    """:func:`answer_loss` as a module, so DDP / FSDP see the forward pass they sync on.
+
+    :func:`answer_loss` calls the decoder and the output projection directly rather than
+    the model's ``forward``; wrapping it here lets ``accelerate.prepare_model`` wrap this
+    module instead, so gradient sync (or FSDP's all-gathers) runs with it.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        # FSDP's transformer auto-wrap policy reads the model's block classes from here.
+        self._no_split_modules = getattr(model, "_no_split_modules", None)
+
+    def forward(self, batch: dict[str, torch.Tensor], weights: torch.Tensor) -> tuple:
+        return answer_loss(self.model, batch, weights)

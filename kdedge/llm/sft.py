@@ -17,10 +17,20 @@ Its adapter is merged into the base weights and saved as a plain Hugging Face mo
 
 A hand-written loop rather than trl's SFTTrainer: per-row weights and per-epoch generation
 gates are the point here, and trl supports neither without subclassing most of it.
+
+Under ``torchrun`` / ``accelerate launch`` (:mod:`kdedge.distill.distributed`) every process
+builds the same global batches and trains on its share of each; accelerate wraps the loss
+module (:class:`kdedge.llm.loss.AnswerLoss`) for gradient sync (DDP, or FSDP from the
+accelerate config), and each share's loss is scaled by ``world / global batch`` so the
+averaged gradient is the global batch's. The validation prompts are answered in shares too
+(:func:`kdedge.llm.generator.generate_all`: the same batches as one process, so the same
+greedy answers) and every rank scores all answers, so every rank takes the same stop
+decision. Only rank 0 writes ``.kdedge-work``, the events and the merged model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -33,6 +43,7 @@ from typing import Any
 import torch
 
 from kdedge.atomic import atomic_dir, atomic_write, atomic_write_text
+from kdedge.distill import distributed
 from kdedge.distill.device import explain_device_errors, resolve
 from kdedge.distill.events import EventLog
 from kdedge.distill.models import fingerprint
@@ -40,7 +51,7 @@ from kdedge.errors import ConfigError, DataError, ModelError
 from kdedge.extras import require
 from kdedge.llm.evaluate import Gates, score
 from kdedge.llm.generator import TorchGenerator, generate_all
-from kdedge.llm.loss import answer_loss, collate, encode, length_batches
+from kdedge.llm.loss import AnswerLoss, collate, encode, length_batches
 from kdedge.llm.prompts import SYSTEM_PROMPT, USER_TEMPLATE
 from kdedge.llm.rows import read_eval_rows, read_rows
 from kdedge.progress import Tracker, silent
@@ -159,6 +170,55 @@ def _save_epoch(work: Path, epoch: int, adapter: dict, optimizer, scheduler, his
     atomic_write_text(work / "history.json", json.dumps(history, indent=2) + "\n")
 
 
+def _fsdp() -> bool:
+    """True when ``accelerate launch`` asked for FSDP (its config or ``--use_fsdp``)."""
+    from accelerate.utils import DistributedType
+
+    acc = distributed.accelerator()
+    return acc is not None and acc.distributed_type == DistributedType.FSDP
+
+
+def _check_fsdp(resume: bool) -> None:
+    acc = distributed.accelerator()
+    if acc.is_fsdp2:
+        raise ConfigError(
+            "kdedge llm distill supports FSDP version 1 (accelerate's prepare_model); launch "
+            "with --fsdp_version 1, or without FSDP (DDP replicates the frozen base)"
+        )
+    if not acc.state.fsdp_plugin.use_orig_params:
+        raise ConfigError(
+            "LoRA under FSDP trains a few parameters among frozen ones, which needs "
+            "use_orig_params: launch with accelerate launch --fsdp_use_orig_params true"
+        )
+    if resume:  # the saved optimizer state would be rank 0's shard only
+        raise ConfigError(
+            "--resume is not supported under FSDP yet; resume the run with DDP (accelerate "
+            "launch without FSDP) or start it again with --overwrite"
+        )
+
+
+def _full_weights(trained: torch.nn.Module) -> Any:
+    """A context in which the wrapped model's own modules hold whole weights (FSDP
+    gathers them on every rank, read-only); a no-op with DDP or one process."""
+    if not _fsdp():
+        return contextlib.nullcontext()
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    return FullyShardedDataParallel.summon_full_params(trained, writeback=False)
+
+
+def _adapter(trained: torch.nn.Module, model: Any) -> dict[str, torch.Tensor]:
+    """The whole LoRA adapter (rank 0 gets all of it under FSDP; call on every rank)."""
+    from peft import get_peft_model_state_dict
+
+    if not _fsdp():
+        return get_peft_model_state_dict(model)
+    whole = distributed.accelerator().get_state_dict(trained)  # a collective; full on rank 0
+    prefix = "model."  # AnswerLoss holds the peft model as .model
+    whole = {k.removeprefix(prefix): v for k, v in whole.items()}
+    return get_peft_model_state_dict(model, state_dict=whole) if whole else {}
+
+
 def _read_state(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -196,12 +256,7 @@ def distill(
     Every epoch leaves its adapter, the optimizer and the history in ``out_dir/.kdedge-work``;
     ``resume=True`` continues a killed run from its last finished epoch."""
     require("peft", "llm", "LoRA fine-tuning")
-    from peft import (
-        LoraConfig,
-        get_peft_model,
-        get_peft_model_state_dict,
-        set_peft_model_state_dict,
-    )
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
     from kdedge.llm.catalog import Catalog
     from kdedge.llm.models import load_causal_lm
@@ -219,9 +274,14 @@ def distill(
             f"{out} holds an interrupted run; pass --resume to continue it, "
             "or --overwrite to start again"
         )
-    if overwrite and not resume:
+    placement = resolve(config.device, config.precision)  # joins the group under a launcher
+    procs = distributed.current()
+    if procs.distributed and _fsdp():
+        _check_fsdp(resume)
+    distributed.wait("checking the output directory")  # no rank checks after rank 0 clears it
+    if overwrite and not resume and procs.main:
         shutil.rmtree(work, ignore_errors=True)
-    placement = resolve(config.device, config.precision)
+    distributed.wait("clearing the work directory")
     rows = read_rows(train_data)
     eval_rows = read_eval_rows(eval_data, config.eval_limit)
     cat = Catalog.load(catalog)
@@ -249,8 +309,18 @@ def distill(
             f"no row fits in max_length={config.max_length} tokens; raise --max-length",
             path=train_data,
         )
+    if len(encoded) < procs.world:
+        raise ConfigError(
+            f"{len(encoded)} training rows cannot be shared by {procs.world} processes"
+        )
+    if config.batch_size < procs.world:
+        raise ConfigError(
+            f"batch_size={config.batch_size} cannot be shared by {procs.world} processes; "
+            "raise --batch-size to at least the number of processes"
+        )
     mean_weight = sum(weights) / len(weights)
-    log = log or EventLog(None, "llm_sft")
+    run_id = log.run_id if log is not None else "llm_sft"
+    log = log if log is not None and procs.main else EventLog(None, run_id)  # rank 0 logs
 
     torch.manual_seed(config.seed)
     model.to(placement.device)
@@ -275,7 +345,15 @@ def distill(
         )
         model = get_peft_model(model, lora)
         generator.model = model
-        params = [p for p in model.parameters() if p.requires_grad]
+        history: list[dict[str, Any]] = []
+        stopped = None
+        first = 1
+        if state is not None:  # before wrapping, so FSDP shards the resumed weights
+            history = state["history"]
+            set_peft_model_state_dict(model, _read_adapter(work, len(history)))
+        # DDP / FSDP under a launcher; the optimizer takes the wrapped module's parameters.
+        trained = distributed.prepare_model(AnswerLoss(model))
+        params = [p for p in trained.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
         steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
         total = steps_per_epoch * config.epochs
@@ -286,40 +364,49 @@ def distill(
         )
         lengths = [len(x) for x, _ in encoded]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        history: list[dict[str, Any]] = []
-        stopped = None
-        first = 1
         if state is not None:
-            history = state["history"]
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            set_peft_model_state_dict(model, _read_adapter(work, len(history)))
             stopped = stop_reason(history, config.min_epochs)  # it may have fired already
             first = config.epochs + 1 if stopped else len(history) + 1
             log.emit("resume", epoch=len(history))
         for epoch in range(first, config.epochs + 1):
-            model.train()
+            trained.train()
             torch.manual_seed(config.seed + epoch)  # dropout: the same whether resumed or not
-            start, tokens, loss_sum, seen = time.perf_counter(), 0, 0.0, 0
-            batches = length_batches(lengths, config.batch_size, random.Random(config.seed + epoch))
-            for batch in track(batches, f"epoch {epoch}/{config.epochs}", len(batches)):
-                data = collate([encoded[i] for i in batch], pad, placement.device)
-                w = torch.tensor([weights[i] for i in batch], device=placement.device)
-                with placement.autocast():
-                    weighted, mean_loss = answer_loss(model, data, w)
-                loss = weighted / (len(batch) * mean_weight)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                tokens += int(data["mask"].sum())
-                loss_sum += float(mean_loss.detach()) * len(batch)
-                seen += len(batch)
-            train_s = time.perf_counter() - start
-            answers, gen_tokens, gen_s = generate_all(
-                generator, eval_rows, config.eval_batch_size, config.eval_max_new_tokens, track
+            start = time.perf_counter()
+            sums = torch.zeros(3, dtype=torch.float64)  # tokens, loss x rows, rows (this rank)
+            batches = length_batches(
+                lengths,
+                config.batch_size,
+                random.Random(config.seed + epoch),
+                min_rows=procs.world,
             )
+            with distributed.explain_peer_errors("training"):
+                for batch in track(batches, f"epoch {epoch}/{config.epochs}", len(batches)):
+                    mine = distributed.shard_rows(batch, procs)
+                    data = collate([encoded[i] for i in mine], pad, placement.device)
+                    w = torch.tensor([weights[i] for i in mine], device=placement.device)
+                    with placement.autocast():
+                        weighted, mean_loss = trained(data, w)
+                    # DDP averages over ranks: world / global batch makes it the global mean.
+                    loss = weighted * procs.world / (len(batch) * mean_weight)
+                    loss.backward()
+                    distributed.clip_grad_norm(trained, 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    sums += torch.tensor(
+                        [int(data["mask"].sum()), float(mean_loss.detach()) * len(mine), len(mine)],
+                        dtype=torch.float64,
+                    )
+            tokens, loss_sum, seen = distributed.all_sum(
+                sums.to(placement.device), "summing the epoch's loss"
+            ).tolist()
+            train_s = time.perf_counter() - start
+            with _full_weights(trained):
+                answers, gen_tokens, gen_s = generate_all(
+                    generator, eval_rows, config.eval_batch_size, config.eval_max_new_tokens, track
+                )
             found, _ = score(eval_rows, answers, cat)
             entry = {
                 "epoch": epoch,
@@ -334,15 +421,9 @@ def distill(
             entry["gates_passed"] = not entry["gate_failures"]
             entry["score"] = round(_score(entry), 5)
             history.append(entry)
-            _save_epoch(
-                work,
-                epoch,
-                get_peft_model_state_dict(model),
-                optimizer,
-                scheduler,
-                history,
-                baseline,
-            )
+            adapter = _adapter(trained, model)
+            if procs.main:
+                _save_epoch(work, epoch, adapter, optimizer, scheduler, history, baseline)
             log.emit("distilled_model_eval", stage="lora_sft", **entry)
             stopped = stop_reason(history, config.min_epochs)
             if stopped:
@@ -351,8 +432,12 @@ def distill(
         passing = [h for h in history if h["gates_passed"]]
         pool = passing or history
         best = max(pool, key=lambda h: h["score"])
-        set_peft_model_state_dict(model, _read_adapter(work, best["epoch"]))
-        merged = model.merge_and_unload()
+        merged = None
+        if procs.main:
+            if _fsdp():  # the trained model's weights are sharded: merge into a fresh base
+                model = get_peft_model(load_causal_lm(student)[0], lora)
+            set_peft_model_state_dict(model, _read_adapter(work, best["epoch"]))
+            merged = model.merge_and_unload()
 
     report = SftReport(
         out_dir=out,
@@ -385,11 +470,13 @@ def distill(
         "data": {"train": str(train_data), "eval": str(eval_data), "catalog": str(catalog)},
         "config": asdict(config),
     }
-    merged = merged.to("cpu").float()
-    with atomic_dir(out) as staging:
-        merged.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        (staging / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+    if merged is not None:  # rank 0
+        merged = merged.to("cpu").float()
+        with atomic_dir(out) as staging:
+            merged.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            (staging / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+            (staging / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+    distributed.wait("writing the merged model")
     return report

@@ -29,9 +29,11 @@ while the intent trainer's ``LossConfig.alpha`` weighs the teacher.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -153,8 +155,15 @@ def rerank_loss(
     config: RerankLossConfig,
     *,
     max_relevance: float = 1.0,
+    shard: torch.Tensor | None = None,
 ) -> RerankLossTerms:
-    """The configured mix; ``max_relevance`` scales graded labels into BCE targets."""
+    """The configured mix; ``max_relevance`` scales graded labels into BCE targets.
+
+    ``shard`` ([2], from :func:`shard_scale`) rescales the supervised and distill terms
+    inside ``total`` when this batch is one process's share of a global batch; the reported
+    terms stay this share's own means.
+    """
+    f_sup, f_dist = (1.0, 1.0) if shard is None else (shard[0], shard[1])
     mask = mask.bool()
     if config.supervised == "bce":
         supervised = bce_relevance(student, relevance.float() / max(max_relevance, 1e-12), mask)
@@ -162,7 +171,7 @@ def rerank_loss(
         supervised = listwise_ce(student, relevance, mask)
     if config.alpha >= 1.0:
         distill = torch.zeros((), device=student.device)
-        return RerankLossTerms(supervised, supervised, distill)
+        return RerankLossTerms(supervised * f_sup, supervised, distill)
     if teacher is None:
         raise ConfigError(f"alpha={config.alpha} mixes in the teacher but no teacher scores came")
     if config.kind == "pointwise":
@@ -171,5 +180,40 @@ def rerank_loss(
         distill = margin_mse(student, teacher, relevance, mask)
     else:
         distill = listwise_kl(student, teacher, mask, config.temperature)
-    total = config.alpha * supervised + (1.0 - config.alpha) * distill
+    total = config.alpha * supervised * f_sup + (1.0 - config.alpha) * distill * f_dist
     return RerankLossTerms(total, supervised, distill)
+
+
+def _denominators(relevance: Sequence[np.ndarray], config: RerankLossConfig) -> np.ndarray:
+    """What each term of :func:`rerank_loss` averages over, for lists of relevance grades."""
+    candidates = sum(len(r) for r in relevance)
+    if config.supervised == "bce":
+        supervised = candidates
+    else:  # listwise CE: queries with a relevant candidate
+        supervised = sum(1 for r in relevance if np.clip(r, 0, None).sum() > 0)
+    if config.kind == "pointwise":
+        distill = candidates
+    elif config.kind == "margin_mse":  # (more relevant, less relevant) pairs
+        distill = sum(int((r[:, None] > r[None, :]).sum()) for r in relevance)
+    else:  # listwise KL: every query
+        distill = len(relevance)
+    return np.array([supervised, distill], dtype=np.float64)
+
+
+def shard_scale(
+    local: Sequence[np.ndarray],
+    whole: Sequence[np.ndarray],
+    config: RerankLossConfig,
+    world: int,
+) -> torch.Tensor:
+    """Per-term factors ([supervised, distill]) that make data-parallel training exact.
+
+    ``local`` and ``whole`` hold the relevance grades of each query list in this process's
+    share and in the global batch (which every process knows, so nothing is communicated).
+    Each term is a mean over candidates, queries or pairs; DDP averages gradients over
+    ``world`` processes, so scaling a term by ``world * local_count / global_count`` gives
+    the gradient of the global batch's mean even when the shares differ in size.
+    """
+    mine, every = _denominators(local, config), _denominators(whole, config)
+    factor = np.divide(world * mine, every, out=np.zeros(2), where=every > 0)
+    return torch.tensor(factor, dtype=torch.float32)

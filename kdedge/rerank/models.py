@@ -244,9 +244,19 @@ def score_pairs(
 
 
 def score_table(
-    model: Any, table: PairTable, batch_size: int, device: Any = "cpu", *, autocast: Any = None
+    model: Any,
+    table: PairTable,
+    batch_size: int,
+    device: Any = "cpu",
+    *,
+    autocast: Any = None,
+    rows: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Raw logits [N] for every row of a :class:`PairTable` (length-sorted batches)."""
+    """Raw logits [N] for ``rows`` of a :class:`PairTable` (default: every row), in order.
+
+    Batches are cut from the rows sorted by length (a stable sort), so the same rows in the
+    same order always meet the model in the same batches, whoever calls.
+    """
     import contextlib
 
     import torch
@@ -256,17 +266,20 @@ def score_table(
     if autocast is None:
         autocast = device.autocast if hasattr(device, "autocast") else contextlib.nullcontext
     torch_device = _device(device)
+    wanted = range(len(table.lengths)) if rows is None else [int(i) for i in rows]
     was_training = model.training
     model.eval().to(torch_device)
     with torch.inference_mode():
-        batches = sorted_batches(table.lengths, batch_size)
-        out = torch.empty(len(table.lengths), dtype=torch.float32, device=torch_device)
-        for rows, index in zip(batches, device_batches(batches, torch_device), strict=True):
+        order = sorted_batches([table.lengths[i] for i in wanted], batch_size)
+        batches = [[wanted[j] for j in positions] for positions in order]
+        out = torch.zeros(len(table.lengths), dtype=torch.float32, device=torch_device)
+        for batch, index in zip(batches, device_batches(batches, torch_device), strict=True):
             with autocast():
-                logits = model(**table.batch(rows, index)).logits
+                logits = model(**table.batch(batch, index)).logits
             out.index_copy_(0, index, logits[:, 0].float())
     model.train(was_training)
-    return out.cpu().numpy()
+    scores = out.cpu().numpy()
+    return scores if rows is None else scores[np.asarray(wanted, dtype=np.int64)]
 
 
 def score_groups(

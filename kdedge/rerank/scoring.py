@@ -11,10 +11,18 @@ max length) of :func:`pair_text`, which joins query and passage as
 (0x1F), which natural text does not contain and which can never meet an intent text's key
 by accident; the query's length in front makes the split unambiguous even if a query does
 contain 0x1F (``("a\\x1fb", "c")`` and ``("a", "b\\x1fc")`` get different keys).
+
+Under ``torchrun`` / ``accelerate launch`` the pairs the cache lacks are shared out as in
+:mod:`kdedge.distill.labeling`: one batch plan for any number of processes (the misses
+sorted by token length, cut into batches), each rank scores its batches of every chunk,
+rank 0 gathers the chunk and commits it (the cache's one writer), and every rank then reads
+the finished cache. A pair meets the teacher in the same batch with one rank or eight, so
+a multi-process cache is bit-identical to a single-process one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from kdedge.distill import distributed
 from kdedge.distill.cache import LogitCache, TeacherKey
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
@@ -73,36 +82,57 @@ def score_pairs_cached(
 ) -> tuple[np.ndarray, ScoringReport]:
     """Teacher scores [N] for ``pairs``, computing only what the cache lacks.
 
-    Misses are scored in chunks of ``chunk_size`` pairs, each committed on its own, so a
-    killed job keeps what it finished and resumes there. ``refresh`` drops this teacher's
-    cached scores first. ``teacher`` may pass the already-loaded reranker.
+    Misses are scored in chunks of about ``chunk_size`` pairs (whole batches; times the
+    number of processes), each committed on its own, so a killed job keeps what it finished
+    and resumes there. ``refresh`` drops this teacher's cached scores first. ``teacher``
+    may pass the already-loaded reranker.
     """
+    from kdedge.distill.batching import sorted_batches
     from kdedge.rerank.models import load_reranker, score_pairs
 
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     start = time.perf_counter()
+    _join(device)
+    procs = distributed.current()
     clf = teacher if teacher is not None else load_reranker(teacher_dir, max_length=max_length)
     length = int(max_length or clf.max_length)
     key = teacher_key(teacher_dir, clf.tokenizer, length)
     unique = list(dict.fromkeys((q, p) for q, p in pairs))
     keys = [key.for_text(pair_text(q, p)) for q, p in unique]
-    with LogitCache(cache_dir) as cache:
-        if refresh:
-            cache.delete_teacher(key.teacher)
-        found = cache.get_many(keys, 1)
-        missing = [i for i, k in enumerate(keys) if k not in found]
-        starts = range(0, len(missing), chunk_size)
-        for begin in track(starts, f"teacher scores ({Path(teacher_dir).name})", total=len(starts)):
+    name = Path(teacher_dir).name
+    with contextlib.ExitStack() as stack:
+        # Rank 0 is the cache's one writer; the other ranks only compute and send.
+        cache = stack.enter_context(LogitCache(cache_dir)) if procs.main else None
+        found: dict[str, np.ndarray] = {}
+        if cache is not None:
+            if refresh:
+                cache.delete_teacher(key.teacher)
+            found = cache.get_many(keys, 1)
+        missing = distributed.broadcast(
+            [i for i, k in enumerate(keys) if k not in found], "sharing the cache misses"
+        )
+        lengths = pair_lengths(clf.tokenizer, [unique[i] for i in missing], length)
+        plan = [[missing[j] for j in rows] for rows in sorted_batches(lengths, batch_size)]
+        per_chunk = max(1, chunk_size // batch_size) * procs.world
+        starts = range(0, len(plan), per_chunk)
+        for begin in track(starts, f"teacher scores ({name})", total=len(starts)):
             t0 = time.perf_counter()
-            rows = missing[begin : begin + chunk_size]
+            mine, every = deal(plan[begin : begin + per_chunk], procs)
             scores = score_pairs(
-                clf.model, clf.tokenizer, [unique[i] for i in rows], length, batch_size, device
+                clf.model, clf.tokenizer, [unique[i] for i in mine], length, batch_size, device
             )
-            items = [(keys[i], scores[j : j + 1]) for j, i in enumerate(rows)]
-            cache.put_many(key.teacher, items)
-            cache.record_cost(key.teacher, time.perf_counter() - t0, len(rows))
-            found.update(items)
+            scores = distributed.gather_rows(scores, f"teacher scores ({name})")
+            if cache is not None:
+                items = [(keys[i], scores[j : j + 1]) for j, i in enumerate(every)]
+                cache.put_many(key.teacher, items)
+                cache.record_cost(key.teacher, time.perf_counter() - t0, len(every))
+                found.update(items)
+    if procs.distributed:
+        distributed.wait("finishing the teacher-score cache")
+        if not procs.main:  # every other rank reads the finished cache
+            with LogitCache(cache_dir) as reader:
+                found = reader.get_many(keys, 1)
     position = {pair: i for i, pair in enumerate(unique)}
     values = np.array(
         [found[keys[position[(q, p)]]][0] for q, p in pairs], dtype=np.float32
@@ -133,3 +163,39 @@ def score_groups_cached(
     pairs = [(g.query, c.text) for g in groups for c in g.candidates]
     flat, report = score_pairs_cached(teacher_dir, pairs, cache_dir, **kwargs)
     return split_by_groups(flat, groups), report
+
+
+def pair_lengths(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int) -> list[int]:
+    """Token count of each (query, passage) pair as :class:`~kdedge.rerank.models.PairTable`
+    encodes it."""
+    if not pairs:
+        return []
+    enc = tokenizer(
+        [q for q, _ in pairs], [p for _, p in pairs], truncation=True, max_length=max_length
+    )
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+def deal(
+    batches: Sequence[Sequence[int]], procs: distributed.Processes
+) -> tuple[list[int], list[int]]:
+    """Planned batches dealt out in turn: (this rank's rows, all ranks' rows in the order
+    :func:`kdedge.distill.distributed.gather_rows` returns them).
+
+    The batches of a length-sorted plan stay sorted when dealt, so a stable length sort of
+    one rank's rows cuts exactly the planned batches again (the last, shorter batch comes
+    last on its rank).
+    """
+    mine = [i for rows in batches[procs.rank :: procs.world] for i in rows]
+    every = [i for r in range(procs.world) for rows in batches[r :: procs.world] for i in rows]
+    return mine, every
+
+
+def _join(device: Any) -> None:
+    """Join the launcher's process group when the caller passed a plain device name."""
+    if distributed.launched() and distributed.accelerator() is None:
+        import torch
+
+        from kdedge.rerank.models import _device
+
+        distributed.start(torch.device(_device(device)).type)

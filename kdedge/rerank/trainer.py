@@ -13,6 +13,13 @@ by default), never by loss. Training stops early when validation NDCG@10 gains l
 writes a resumable state, so ``resume=True`` continues a killed run from its last finished
 epoch (the negatives an epoch draws depend on the seed and the epoch only).
 
+Under ``torchrun`` / ``accelerate launch`` (:mod:`kdedge.distill.distributed`) every process
+draws the same lists and global batches; each takes its share of a batch's queries,
+accelerate wraps the model for gradient sync (DDP, or FSDP from the accelerate config),
+:func:`kdedge.rerank.losses.shard_scale` makes the averaged gradient the global batch's,
+validation is scored in shares and gathered, and only rank 0 writes. ``queries_per_batch``
+stays the global batch, so the schedule means the same with one process or eight.
+
 :func:`distill_reranker` builds the student from the teacher's layers (or from any
 checkpoint), scores the training lists with the teacher through the cache (only when the
 loss uses the teacher), optionally runs stage-1 feature/attention distillation on the pairs
@@ -35,6 +42,8 @@ import numpy as np
 import torch
 
 from kdedge.atomic import atomic_dir, atomic_write_text
+from kdedge.distill import distributed
+from kdedge.distill.batching import sorted_batches
 from kdedge.distill.device import Placement, explain_device_errors, resolve
 from kdedge.distill.events import EventLog
 from kdedge.distill.gates import GateRule, Gates, check_gates
@@ -49,7 +58,7 @@ from kdedge.distill.trainer import (
 )
 from kdedge.errors import ConfigError, DataError
 from kdedge.progress import Tracker, silent
-from kdedge.rerank.losses import RerankLossConfig, rerank_loss
+from kdedge.rerank.losses import RerankLossConfig, rerank_loss, shard_scale
 from kdedge.rerank.metrics import ranking_report
 from kdedge.rerank.models import (
     PairTable,
@@ -289,6 +298,15 @@ class ListData:
         order = rng.permutation(len(lists))
         return [lists[i] for i in order]
 
+    def batches(self, config: RerankTrainConfig, epoch: int, world: int) -> list[list[np.ndarray]]:
+        """``epoch``'s global batches of ``queries_per_batch`` lists; a last batch with fewer
+        lists than the ``world`` processes that share it joins the batch before."""
+        lists, size = self.sample(config, epoch), config.queries_per_batch
+        batches = [lists[i : i + size] for i in range(0, len(lists), size)]
+        if len(batches) > 1 and len(batches[-1]) < world:
+            batches[-2].extend(batches.pop())
+        return batches
+
 
 def _list_batch(
     data: ListData, lists: Sequence[np.ndarray], device: torch.device
@@ -321,6 +339,24 @@ def _list_batch(
 def _rank_key(passed: bool, score: float) -> tuple[int, float]:
     """Checkpoints that pass the gates beat those that do not; then the higher score."""
     return (1 if passed else 0, score)
+
+
+def validation_scores(
+    model: torch.nn.Module,
+    table: PairTable,
+    batch_size: int,
+    placement: Placement,
+    procs: distributed.Processes,
+) -> np.ndarray:
+    """Scores [N] of every row of ``table``; under a launcher each rank scores its share of
+    one world-independent batch plan and the shares are gathered (bit-identical scores)."""
+    from kdedge.rerank.scoring import deal
+
+    mine, every = deal(sorted_batches(table.lengths, batch_size), procs)
+    local = score_table(model, table, batch_size, placement, rows=mine)
+    flat = np.empty(len(table.lengths), dtype=np.float32)
+    flat[every] = distributed.gather_rows(local, "scoring the validation pairs")
+    return flat
 
 
 def _write_best(ckpt_dir: Path, model: torch.nn.Module, val_scores: np.ndarray) -> None:
@@ -373,11 +409,20 @@ def fit_reranker(
     check_out_dir(out_dir, resume, overwrite)
     if not any(c.relevance > 0 for g in val_groups for c in g.candidates):
         raise DataError("no validation query has a relevant candidate: NDCG is undefined")
+    procs = distributed.current()
+    if config.queries_per_batch < procs.world:
+        raise ConfigError(
+            f"queries_per_batch={config.queries_per_batch} cannot be shared by {procs.world} "
+            "processes; raise --queries-per-batch to at least the number of processes"
+        )
     ckpt_dir = out_dir / CHECKPOINTS
-    if overwrite and not resume and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log = EventLog(out_dir / EVENTS_FILE, run_id=f"{stage}_{out_dir.name}")
+    distributed.wait("checking the output directory")  # no rank checks after rank 0 clears it
+    if procs.main:
+        if overwrite and not resume and out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    distributed.wait("setting up the run directory")
+    log = EventLog(out_dir / EVENTS_FILE if procs.main else None, run_id=f"{stage}_{out_dir.name}")
 
     torch.manual_seed(config.seed)
     device = placement.device
@@ -398,8 +443,13 @@ def fit_reranker(
     lists_per_epoch = len(train.sample(config, 1))
     if lists_per_epoch == 0:
         raise DataError("no training query has two or more candidates to rank")
-    steps_per_epoch = math.ceil(lists_per_epoch / config.queries_per_batch)
-    optimizer = make_optimizer(model, config)
+    if lists_per_epoch < procs.world:
+        raise ConfigError(
+            f"{lists_per_epoch} training queries cannot be shared by {procs.world} processes"
+        )
+    steps_per_epoch = len(train.batches(config, 1, procs.world))
+    trained = distributed.prepare_model(model)  # DDP / FSDP under a launcher, else model
+    optimizer = make_optimizer(trained, config)
     scheduler = lr_schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_ratio)
 
     history: list[dict[str, Any]] = []
@@ -424,39 +474,57 @@ def fit_reranker(
     step = (start_epoch - 1) * steps_per_epoch
 
     for epoch in range(start_epoch, config.epochs + 1):
-        model.train()
+        trained.train()
         # Dropout draws from the global generator: seeding it per epoch makes a resumed run
         # repeat exactly what the uninterrupted run would have done.
         torch.manual_seed(config.seed * 1000 + epoch)
-        lists = train.sample(config, epoch)
-        batches = [
-            lists[i : i + config.queries_per_batch]
-            for i in range(0, len(lists), config.queries_per_batch)
-        ]
-        sums = np.zeros(3)  # total, supervised, distill (list-weighted)
+        batches = train.batches(config, epoch, procs.world)
+        sums = np.zeros(3)  # total, supervised, distill (list-weighted, summed over ranks)
         seen = pairs_seen = 0
         t0 = time.perf_counter()
-        with explain_device_errors(placement):
-            for batch in track(batches, f"{stage} epoch {epoch}/{config.epochs}", len(batches)):
-                rows, mask, relevance, teacher = _list_batch(train, batch, device)
+        with explain_device_errors(placement), distributed.explain_peer_errors("training"):
+            for i, batch in enumerate(
+                track(batches, f"{stage} epoch {epoch}/{config.epochs}", len(batches))
+            ):
+                mine = [batch[j] for j in distributed.shard_rows(range(len(batch)), procs)]
+                rows, mask, relevance, teacher = _list_batch(train, mine, device)
+                factors, share = [1.0, 1.0], None
+                if procs.distributed:
+                    scale = shard_scale(
+                        [train.relevance[r] for r in mine],
+                        [train.relevance[r] for r in batch],
+                        loss,
+                        procs.world,
+                    )
+                    factors, share = scale.tolist(), scale.to(device)
                 with placement.autocast():
-                    logits = model(**train.table.batch(rows)).logits[:, 0].float()
+                    logits = trained(**train.table.batch(rows)).logits[:, 0].float()
                 scores = torch.zeros(mask.shape, device=device, dtype=torch.float32)
                 scores = scores.masked_scatter(mask, logits)
                 terms = rerank_loss(
-                    scores, relevance, mask, teacher, loss, max_relevance=train.max_relevance
+                    scores,
+                    relevance,
+                    mask,
+                    teacher,
+                    loss,
+                    max_relevance=train.max_relevance,
+                    shard=share,
                 )
                 terms.total.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                grad_norm = distributed.clip_grad_norm(trained, config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 values = [float(t.detach()) for t in terms]
-                sums += np.array(values) * len(batch)
+                # This share's part of the global batch's terms: summed over ranks, they
+                # give the single-process epoch means.
+                parts = [values[0], values[1] * factors[0], values[2] * factors[1]]
+                sums += np.array(parts) / procs.world * len(batch)
                 seen += len(batch)
-                pairs_seen += len(rows)
-                if step % config.log_every == 0 or seen == len(lists):
+                batch_pairs = sum(len(r) for r in batch)
+                pairs_seen += batch_pairs
+                if procs.main and (step % config.log_every == 0 or i == len(batches) - 1):
                     elapsed = time.perf_counter() - t0
                     log.emit(
                         "rerank_train_step",
@@ -464,7 +532,7 @@ def fit_reranker(
                         epoch=epoch,
                         global_step=step,
                         queries=len(batch),
-                        pairs=len(rows),
+                        pairs=batch_pairs,
                         loss_total=values[0],
                         loss_supervised=values[1],
                         loss_distill=values[2],
@@ -472,10 +540,13 @@ def fit_reranker(
                         lr=scheduler.get_last_lr()[0],
                         pairs_per_sec=round(pairs_seen / elapsed, 1) if elapsed > 0 else None,
                     )
+        if procs.distributed:
+            summed = torch.tensor(sums, dtype=torch.float64, device=device)
+            sums = distributed.all_sum(summed, "summing the epoch's loss").cpu().numpy()
         epoch_seconds = time.perf_counter() - t0
         throughput.append(pairs_seen / epoch_seconds if epoch_seconds > 0 else 0.0)
         t1 = time.perf_counter()
-        val_flat = score_table(model, val_table, config.eval_batch_size, placement)
+        val_flat = validation_scores(model, val_table, config.eval_batch_size, placement, procs)
         val_scores = split_by_groups(val_flat, val_groups)
         metrics = ranking_report(val_groups, val_scores)
         gate_report = check_gates(metrics, gates)
@@ -499,8 +570,10 @@ def fit_reranker(
         key = _rank_key(gate_report.passed, gate_report.score)
         if key > best_key:
             best_epoch, best_key = epoch, key
-            _write_best(ckpt_dir, model, val_flat)
-        save_state(ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, 0.0)
+            if procs.main:
+                _write_best(ckpt_dir, model, val_flat)
+        if procs.main:
+            save_state(ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, 0.0)
         if config.early_stop:
             stop, reason = stop_rule.should_stop(history)
             if stop:
@@ -508,6 +581,7 @@ def fit_reranker(
                 log.emit("early_stop", epoch=epoch, reason=reason)
                 break
 
+    distributed.wait("writing the best checkpoint")  # every rank reads it back
     best_record = next(h for h in history if h["epoch"] == best_epoch)
     model.load_state_dict(read_weights(ckpt_dir / "best"))
     best_val = np.load(ckpt_dir / "best" / VAL_SCORES)
@@ -537,16 +611,21 @@ def fit_reranker(
         "score_threshold": threshold["score_threshold"],
         "validation": {k: best_record[k] for k in RANKING_METRICS},
     }
-    events = (out_dir / EVENTS_FILE).read_text(encoding="utf-8")
-    saved = save_reranker(clf, out_dir, **meta)
-    atomic_write_text(saved / EVENTS_FILE, events)
-    EventLog(saved / EVENTS_FILE, run_id=log.run_id).emit(
-        "checkpoint_selected", epoch=best_epoch, promotable=result.promotable, stopped_early=stopped
-    )
-    report = {**result.to_dict(), **(report_extra or {})}
-    report["parameters"] = parameter_count(clf.model)
-    report["size_bytes"] = size_on_disk(saved)
-    atomic_write_text(saved / REPORT_FILE, json.dumps(report, indent=2, default=str) + "\n")
+    if procs.main:
+        events = (out_dir / EVENTS_FILE).read_text(encoding="utf-8")
+        saved = save_reranker(clf, out_dir, **meta)
+        atomic_write_text(saved / EVENTS_FILE, events)
+        EventLog(saved / EVENTS_FILE, run_id=log.run_id).emit(
+            "checkpoint_selected",
+            epoch=best_epoch,
+            promotable=result.promotable,
+            stopped_early=stopped,
+        )
+        report = {**result.to_dict(), **(report_extra or {})}
+        report["parameters"] = parameter_count(clf.model)
+        report["size_bytes"] = size_on_disk(saved)
+        atomic_write_text(saved / REPORT_FILE, json.dumps(report, indent=2, default=str) + "\n")
+    distributed.wait("writing the selected model")
     return result
 
 
@@ -679,15 +758,20 @@ def distill_reranker(
             "validation": describe_groups(val_groups),
         },
     )
-    if overwrite and not resume and out.exists():
+    main = distributed.current().main
+    distributed.wait("checking the output directory")
+    if overwrite and not resume and out.exists() and main:
         shutil.rmtree(out)
+    distributed.wait("clearing the output directory")
     resuming = resume and (out / CHECKPOINTS / "last" / "state.pt").is_file()
     feature_history: list[dict[str, Any]] = []
     if stage1_epochs > 0 and not resuming:  # a resumed run continues from its stage-2 state
         from kdedge.distill.features import feature_distill
 
+        # Stage 1 shares each batch of pairs out like the intent path (feature_distill).
         teacher_eager = load_reranker(teacher_dir, max_length=max_length, eager_attention=True)
-        out.mkdir(parents=True, exist_ok=True)
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
         feature_history = feature_distill(
             student,
             teacher_eager,
@@ -696,7 +780,7 @@ def distill_reranker(
             epochs=stage1_epochs,
             batch_size=config.queries_per_batch * config.candidates_per_query,
             seed=config.seed,
-            log=EventLog(out / EVENTS_FILE, run_id=f"features_{out.name}"),
+            log=EventLog(out / EVENTS_FILE if main else None, run_id=f"features_{out.name}"),
             track=track,
         )
         student.meta["feature_history"] = feature_history

@@ -122,3 +122,36 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="no teacher scores"):
         rerank_loss(S, REL, MASK, None, RerankLossConfig(alpha=0.5))
     assert RerankLossConfig(alpha=1.0).labels_only and not RerankLossConfig().labels_only
+
+
+@pytest.mark.parametrize(
+    ("kind", "supervised"),
+    [("pointwise", "bce"), ("margin_mse", "listwise"), ("listwise", "bce")],
+)
+def test_shard_factors_make_the_share_gradients_sum_to_the_global_batch(kind, supervised):
+    """Unequal shares of one global batch: scaled shares, averaged like DDP does, give the
+    global batch's loss and gradient for every term."""
+    from kdedge.rerank.losses import shard_scale
+
+    config = RerankLossConfig(kind=kind, alpha=0.4, supervised=supervised)
+    torch.manual_seed(0)
+    rel = torch.tensor([[2.0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
+    mask = mask.bool()
+    teacher = torch.randn(rel.shape)
+    student = torch.randn(rel.shape, requires_grad=True)
+    whole = rerank_loss(student, rel, mask, teacher, config, max_relevance=2.0).total
+    (expected,) = torch.autograd.grad(whole, student)
+    grades = [rel[q][mask[q]].numpy() for q in range(len(rel))]
+    world, averaged, grad = 2, 0.0, torch.zeros_like(student)
+    for rank in range(world):
+        rows = list(range(rank, len(rel), world))  # 3 queries, then 2
+        factors = shard_scale([grades[q] for q in rows], grades, config, world)
+        share = rerank_loss(
+            student[rows], rel[rows], mask[rows], teacher[rows], config,
+            max_relevance=2.0, shard=factors,
+        ).total  # fmt: skip
+        averaged += float(share.detach()) / world
+        grad += torch.autograd.grad(share, student)[0] / world
+    assert averaged == pytest.approx(float(whole.detach()), abs=1e-6)
+    torch.testing.assert_close(grad, expected)
