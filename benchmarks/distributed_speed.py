@@ -9,7 +9,10 @@ Arms alternate round after round, so drift on a shared machine hits both alike; 
 speed-up is the median of the per-round ratios with a bootstrap interval. The figure is
 the loop's own ``train_samples_per_sec`` (the epoch's training steps, without start-up
 and validation); each command's end-to-end wall time is reported too. A third arm
-sends the gradients in fp16 (``KDEDGE_DDP_COMPRESS=fp16``, torch's DDP compression hook).
+runs the one-core command twice at once, one per core, with no sync between them: the
+most two processes can get out of this machine, so the report separates what the
+machine gives from what gradient sync costs. ``--fp16-arm`` adds 2 processes that send
+fp16 gradients (``KDEDGE_DDP_COMPRESS=fp16``, torch's DDP compression hook).
 
     python benchmarks/distributed_speed.py --rows 4000 --rounds 3 \
         --out docs/results/distributed_cpu.json
@@ -77,15 +80,31 @@ def setup(workdir: Path, rows: int, layers: list[int]) -> tuple[Path, Path]:
     return data, base
 
 
-def arm_command(processes: int, base: Path, data: Path, out: Path, args) -> list[str]:
-    teach = [
-        *("-m", "kdedge", "teach", "--base", str(base), "--data", str(data), "--out", str(out)),
-        *("--epochs", "1", "--batch-size", str(args.batch_size), "--lr", "1e-4"),
-        *("--max-length", str(args.max_length), "--device", "cpu", "--json", "-q"),
+def work_command(work: str, base: Path | str, data: Path, out: Path, args) -> list[str]:
+    """The kdedge command both arms run: ``teach`` a student-sized encoder, or ``distill``
+    a 3-layer student with a trimmed vocabulary from the 6-layer teacher in ``base``."""
+    common = [
+        *("--data", str(data), "--out", str(out), "--epochs", "1"),
+        *("--batch-size", str(args.batch_size), "--device", "cpu", "--json", "-q"),
         "--overwrite",
     ]
+    if work == "teach":
+        return [
+            *("-m", "kdedge", "teach", "--base", str(base), "--lr", "1e-4"),
+            *("--max-length", str(args.max_length), *common),
+        ]
+    return [
+        *("-m", "kdedge", "distill", "--teacher", str(base), "--layers", "3", "--trim-vocab"),
+        *("--cache", str(data / "cache"), *common),
+    ]
+
+
+def arm_command(
+    processes: int, base: Path, data: Path, out: Path, args, core: int = 0
+) -> list[str]:
+    teach = work_command(args.work, base, data, out, args)
     if processes == 1:
-        return ["taskset", "-c", "0", sys.executable, *teach]
+        return ["taskset", "-c", str(core), sys.executable, *teach]
     launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
     return [
         *("taskset", "-c", ",".join(str(c) for c in range(processes))),
@@ -96,15 +115,23 @@ def arm_command(processes: int, base: Path, data: Path, out: Path, args) -> list
     ]
 
 
-def run_arm(command: list[str], compress: str = "none") -> dict:
+def run_arm(commands: list[list[str]], compress: str = "none") -> dict:
+    """Run ``commands`` at the same time; their training samples/s add up."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "KDEDGE_DDP_COMPRESS": compress}
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    procs = [
+        subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in commands
+    ]
+    outputs = [p.communicate() for p in procs]
     wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"arm failed ({' '.join(command[:6])} ...):\n{done.stderr[-2000:]}")
-    result = json.loads(done.stdout)
-    return {"samples_per_sec": result["train_samples_per_sec"], "wall_s": round(wall, 2)}
+    rate = 0.0
+    for proc, (out, err), command in zip(procs, outputs, commands, strict=True):
+        if proc.returncode != 0:
+            raise SystemExit(f"arm failed ({' '.join(command[:6])} ...):\n{err[-2000:]}")
+        result = json.loads(out)
+        rate += result.get("train", result)["train_samples_per_sec"]
+    return {"samples_per_sec": round(rate, 1), "wall_s": round(wall, 2)}
 
 
 def main() -> None:
@@ -114,6 +141,16 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path, help="keep the data and base model here")
+    parser.add_argument(
+        "--work",
+        choices=("teach", "distill"),
+        default="teach",
+        help="teach: fine-tune the 3-layer encoder; distill: a 3-layer trimmed-vocabulary "
+        "student of a fine-tuned MiniLM-L6 (teacher and labels made once, untimed)",
+    )
+    parser.add_argument(
+        "--fp16-arm", action="store_true", help="also time 2 processes with fp16 gradients"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
@@ -121,18 +158,34 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kdedge-dist-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     data, base = setup(workdir, args.rows, [0, 2, 4])
-    arms = {  # name: (processes, gradient compression)
-        "one_process_one_core": (1, "none"),
-        "two_processes_two_cores": (2, "none"),
-        "two_processes_fp16_gradients": (2, "fp16"),
+    if args.work == "distill":  # the teacher: MiniLM-L6 fine-tuned, its labels cached
+        teacher = workdir / "teacher"
+        if not (teacher / "config.json").is_file():
+            for command in (
+                work_command("teach", "minilm", data, teacher, args),
+                ["-m", "kdedge", "label", "--teacher", str(teacher), "--data", str(data)],
+            ):
+                subprocess.run([sys.executable, *command], check=True, capture_output=True)
+        base = teacher
+
+    def commands(name: str) -> list[list[str]]:
+        out = workdir / f"out_{name}"
+        if name == "two_independent_processes":  # the same work twice, no sync: the ceiling
+            return [arm_command(1, base, data, out / str(c), args, core=c) for c in (0, 1)]
+        return [arm_command(1 if name == "one_process_one_core" else 2, base, data, out, args)]
+
+    arms = {  # name: gradient compression
+        "one_process_one_core": "none",
+        "two_processes_two_cores": "none",
+        "two_independent_processes": "none",
     }
+    if args.fp16_arm:
+        arms["two_processes_fp16_gradients"] = "fp16"
     samples: dict[str, list[dict]] = {name: [] for name in arms}
     for r in range(args.rounds):
         names = list(arms) if r % 2 == 0 else list(reversed(arms))
         for name in names:
-            n, compress = arms[name]
-            command = arm_command(n, base, data, workdir / f"out_{name}", args)
-            samples[name].append(run_arm(command, compress))
+            samples[name].append(run_arm(commands(name), arms[name]))
             print(f"round {r + 1}: {name} {samples[name][-1]}", file=sys.stderr)
     rate = {k: [s["samples_per_sec"] for s in v] for k, v in samples.items()}
     report = {
@@ -141,8 +194,9 @@ def main() -> None:
             "rows": args.rows,
             "global_batch": args.batch_size,
             "max_length": args.max_length,
-            "student": "all-MiniLM-L6-v2 layers 0,2,4",
-            "command": "kdedge teach --epochs 1",
+            "student": "all-MiniLM-L6-v2 layers 0,2,4"
+            + (" (trimmed vocabulary)" if args.work == "distill" else ""),
+            "command": f"kdedge {args.work} --epochs 1",
             "rounds": args.rounds,
         },
         "samples": samples,
@@ -152,6 +206,11 @@ def main() -> None:
             for name in arms
             if name != "one_process_one_core"
         },
+        "ddp_vs_ceiling": paired_speedup(
+            rate["two_processes_two_cores"],
+            rate["two_independent_processes"],
+            higher_is_better=True,
+        ),
         "median_wall_s": {k: statistics.median(s["wall_s"] for s in v) for k, v in samples.items()},
         "goal": 1.6,
     }

@@ -219,6 +219,37 @@ def shard_rows(rows: Sequence[int], procs: Processes | None = None) -> list[int]
     return list(rows[procs.rank :: procs.world]) if procs.distributed else list(rows)
 
 
+def deal(
+    batches: Sequence[Sequence[int]], procs: Processes | None = None
+) -> tuple[list[int], list[int]]:
+    """Planned batches dealt out in turn: (this rank's rows, every rank's rows in the order
+    :func:`gather_rows` returns them).
+
+    The batches of a length-sorted plan stay sorted when dealt, so a stable length sort of
+    one rank's rows cuts exactly the planned batches again (the last, shorter batch comes
+    last on its rank): a row meets the model in the same batch with one process or eight.
+    """
+    procs = procs or current()
+    mine = [i for rows in batches[procs.rank :: procs.world] for i in rows]
+    every = [i for r in range(procs.world) for rows in batches[r :: procs.world] for i in rows]
+    return mine, every
+
+
+def joined() -> Processes:
+    """This rank's place once the process group is joined; one process before that."""
+    return current() if accelerator() is not None else SINGLE
+
+
+def require_joined(what: str) -> None:
+    """Refuse to train under a launcher without the process group (no gradient sync)."""
+    if launched() and accelerator() is None:
+        raise DistributedError(
+            f"{what} was started as one of {current().world} processes, but this process "
+            "never joined their group, so its gradients would not be synced. Fix: build the "
+            "placement with kdedge.distill.device.resolve(), which joins it"
+        )
+
+
 def span(count: int, procs: Processes | None = None) -> slice:
     """The contiguous slice of ``count`` items this rank handles (sizes differ by <= 1)."""
     procs = procs or current()

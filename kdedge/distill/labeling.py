@@ -140,17 +140,15 @@ def label_texts(
             name = Path(teacher_dir).name
             for begin in track(starts, f"labeling with {name}", total=len(starts)):
                 t0 = time.perf_counter()
-                batches = plan[begin : begin + per_chunk]
-                rows = [i for b in batches[procs.rank :: procs.world] for i in b]
+                mine, rows = distributed.deal(plan[begin : begin + per_chunk], procs)
                 logits = logits_of_ids(
                     clf.model,
-                    [id_of[i] for i in rows],
+                    [id_of[i] for i in mine],
                     clf.tokenizer.pad_token_id,
                     placement,
                     batch_size=batch_size,
                 )
                 logits = distributed.gather_rows(logits, f"labeling with {name}")
-                rows = [i for r in range(procs.world) for b in batches[r :: procs.world] for i in b]
                 if cache is not None:
                     cache.put_many(key.teacher, [(keys[i], logits[j]) for j, i in enumerate(rows)])
                     cache.record_cost(key.teacher, time.perf_counter() - t0, len(rows))

@@ -202,6 +202,7 @@ def fit(
     _check_inputs(
         clf, train, validation, teacher_train, teacher_val, loss, out_dir, resume, overwrite
     )
+    distributed.require_joined("training")
     procs = distributed.current()
     if len(train) < procs.world:
         raise ConfigError(f"{len(train)} training rows cannot be shared by {procs.world} processes")

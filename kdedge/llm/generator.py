@@ -68,7 +68,7 @@ def generate_all(
     answers its share and every rank gets all answers back in order. A prompt meets the
     model in the same batch with one process or eight, so the answers are the same.
     """
-    procs = distributed.current() if distributed.accelerator() is not None else distributed.SINGLE
+    procs = distributed.joined()
     start = time.perf_counter()
     chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
     mine = distributed.shard_rows(range(len(chunks)), procs)

@@ -118,7 +118,7 @@ def score_pairs_cached(
         starts = range(0, len(plan), per_chunk)
         for begin in track(starts, f"teacher scores ({name})", total=len(starts)):
             t0 = time.perf_counter()
-            mine, every = deal(plan[begin : begin + per_chunk], procs)
+            mine, every = distributed.deal(plan[begin : begin + per_chunk], procs)
             scores = score_pairs(
                 clf.model, clf.tokenizer, [unique[i] for i in mine], length, batch_size, device
             )
@@ -174,21 +174,6 @@ def pair_lengths(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: i
         [q for q, _ in pairs], [p for _, p in pairs], truncation=True, max_length=max_length
     )
     return [len(ids) for ids in enc["input_ids"]]
-
-
-def deal(
-    batches: Sequence[Sequence[int]], procs: distributed.Processes
-) -> tuple[list[int], list[int]]:
-    """Planned batches dealt out in turn: (this rank's rows, all ranks' rows in the order
-    :func:`kdedge.distill.distributed.gather_rows` returns them).
-
-    The batches of a length-sorted plan stay sorted when dealt, so a stable length sort of
-    one rank's rows cuts exactly the planned batches again (the last, shorter batch comes
-    last on its rank).
-    """
-    mine = [i for rows in batches[procs.rank :: procs.world] for i in rows]
-    every = [i for r in range(procs.world) for rows in batches[r :: procs.world] for i in rows]
-    return mine, every
 
 
 def _join(device: Any) -> None:

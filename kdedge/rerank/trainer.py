@@ -350,9 +350,8 @@ def validation_scores(
 ) -> np.ndarray:
     """Scores [N] of every row of ``table``; under a launcher each rank scores its share of
     one world-independent batch plan and the shares are gathered (bit-identical scores)."""
-    from kdedge.rerank.scoring import deal
 
-    mine, every = deal(sorted_batches(table.lengths, batch_size), procs)
+    mine, every = distributed.deal(sorted_batches(table.lengths, batch_size), procs)
     local = score_table(model, table, batch_size, placement, rows=mine)
     flat = np.empty(len(table.lengths), dtype=np.float32)
     flat[every] = distributed.gather_rows(local, "scoring the validation pairs")
@@ -409,6 +408,7 @@ def fit_reranker(
     check_out_dir(out_dir, resume, overwrite)
     if not any(c.relevance > 0 for g in val_groups for c in g.candidates):
         raise DataError("no validation query has a relevant candidate: NDCG is undefined")
+    distributed.require_joined("reranker training")
     procs = distributed.current()
     if config.queries_per_batch < procs.world:
         raise ConfigError(

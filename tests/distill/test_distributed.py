@@ -39,16 +39,23 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _kdedge(args: list[str], processes: int = 1, **popen) -> list[str]:
+def _kdedge(args: list[str], processes: int = 1, launcher: str = "torchrun") -> list[str]:
     if processes == 1:
         return [sys.executable, "-m", "kdedge", *args]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
-    return [*launcher, "--master_port", str(_free_port()), "-m", "kdedge", *args]
+    if launcher == "accelerate":  # --multi_gpu is accelerate's multi-process mode, CPUs too
+        start = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+        start += ["--num_processes", str(processes), "--num_machines", "1"]
+        start += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+        return [*start, "--main_process_port", str(_free_port()), "-m", "kdedge", *args]
+    start = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+    return [*start, "--master_port", str(_free_port()), "-m", "kdedge", *args]
 
 
-def _run(args: list[str], processes: int = 1, **env: str) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], processes: int = 1, launcher: str = "torchrun", **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        _kdedge(args, processes),
+        _kdedge(args, processes, launcher),
         env=_env(**env),
         capture_output=True,
         text=True,
@@ -273,7 +280,7 @@ def test_launcher_environment_errors(monkeypatch):
 
 
 def test_a_recipe_runs_on_two_processes(teacher_nd, raw_data, tmp_path):
-    """kdedge run under torchrun: every rank teaches, labels and distills; rank 0 alone
+    """kdedge run under accelerate launch: every rank teaches, labels and distills; rank 0 alone
     prepares the data and calibrates, evaluates and writes the report."""
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(
@@ -299,7 +306,8 @@ lr = 3e-3
 """,
         encoding="utf-8",
     )
-    result = _run(["run", str(recipe), "--device", "cpu", "--json", "-q"], processes=2)
+    args = ["run", str(recipe), "--device", "cpu", "--json", "-q"]
+    result = _run(args, processes=2, launcher="accelerate")
     assert result.returncode in (0, 1), result.stderr  # 1: the tiny student fails a gate
     report = json.loads((tmp_path / "run" / "pipeline_report.json").read_text())
     stages = list(report["stages"])
@@ -323,3 +331,19 @@ def test_fsdp_is_refused_for_replicated_students(monkeypatch):
         SimpleNamespace(distributed_type=DistributedType.MULTI_CPU),
     )
     distributed.require_replicated("a classifier")
+
+
+def test_training_under_a_launcher_without_the_group_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delitem(distributed._JOINED, "accelerator", raising=False)
+    with pytest.raises(DistributedError, match="never joined their group"):
+        distributed.require_joined("training")
+    assert distributed.joined() == distributed.SINGLE
+
+
+def test_deal_keeps_planned_batches_whole():
+    plan = [[4, 1], [0, 6], [3, 5], [2]]
+    ranks = [distributed.deal(plan, distributed.Processes(rank=r, world=2)) for r in range(2)]
+    assert [mine for mine, _ in ranks] == [[4, 1, 3, 5], [0, 6, 2]]
+    assert ranks[0][1] == ranks[1][1] == [4, 1, 3, 5, 0, 6, 2]  # the gathered order
