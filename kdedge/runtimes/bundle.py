@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import math
-import mmap
 import numbers
 import os
 import re
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kdedge import jsonout
 from kdedge.errors import BundleError, ModelError
 
 MANIFEST = "manifest.json"
@@ -132,14 +132,11 @@ def _get(d: dict[str, Any], key: str, name: str) -> Any:
 
 
 def sha256_file(path: str | Path) -> str:
-    """The file's sha256, hashed from a memory map in one call: hashlib releases the GIL
-    for the whole file, so a load's other thread (importing the engine) runs meanwhile,
-    instead of both taking turns at every chunk."""
+    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return hashlib.sha256(b"").hexdigest()
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            return hashlib.sha256(view).hexdigest()
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -468,7 +465,6 @@ def verify_files(
 
 def write_manifest(bundle: str | Path, manifest: Manifest) -> Path:
     """Write ``manifest.json`` atomically (temp file, fsync, rename)."""
-    from kdedge import jsonout  # numpy-aware JSON: writing only, kept off the load path
     from kdedge.atomic import atomic_write_text
 
     path = Path(bundle) / MANIFEST

@@ -49,7 +49,6 @@ from typing import TYPE_CHECKING, Any
 
 from kdedge.errors import ConfigError, KdedgeError, ModelError
 from kdedge.runtimes.attached import Attached
-from kdedge.runtimes.backends import import_engine
 from kdedge.runtimes.bundle import MANIFEST, Artifact, Manifest, verify_files
 from kdedge.runtimes.generation_router import (
     GenerationPolicy,
@@ -57,7 +56,6 @@ from kdedge.runtimes.generation_router import (
     is_probability,
     read_generation_policy,
 )
-from kdedge.runtimes.opening import BackgroundOpen
 from kdedge.runtimes.router import RouterPolicy
 from kdedge.runtimes.selection import choose_artifact
 
@@ -456,24 +454,15 @@ def load_generation(
             f"artifact '{choice.artifact.name}' runs on {choice.artifact.backend}; generate "
             "bundles run GGUF artifacts on llama.cpp"
         )
-    opening = BackgroundOpen(  # llama.cpp's import overlaps the (long) GGUF sha256 check
-        lambda: LlamaCppGenerator(
-            root / choice.artifact.main_file,
-            threads=threads,
-            n_ctx=config.context_length,
-            chat_template=config.chat_template,
-            stop=config.stops(),
-        ),
-        prepare=lambda: import_engine("llamacpp"),
+    if verify:
+        verify_files(root, manifest, [choice.artifact.name])
+    generator = LlamaCppGenerator(
+        root / choice.artifact.main_file,
+        threads=threads,
+        n_ctx=config.context_length,
+        chat_template=config.chat_template,
+        stop=config.stops(),
     )
-    try:
-        if verify:
-            verify_files(root, manifest, [choice.artifact.name])
-        opening.start()
-        generator = opening.result()
-    except BaseException:
-        opening.cancel()
-        raise
     try:
         return GenerationRuntime(
             root,

@@ -30,9 +30,8 @@ import numpy as np
 
 from kdedge.errors import ConfigError, DataError, ModelError
 from kdedge.runtimes.attached import Attached
-from kdedge.runtimes.backends import Backend, import_engine, open_backend
+from kdedge.runtimes.backends import Backend, open_backend
 from kdedge.runtimes.bundle import Artifact, Manifest, verify_files
-from kdedge.runtimes.opening import BackgroundOpen
 from kdedge.runtimes.router import read_policy_data
 from kdedge.runtimes.selection import choose_artifact
 from kdedge.runtimes.tokenizer import Tokenizer, pad_pairs
@@ -293,21 +292,13 @@ def open_rerank(
         raise ModelError(
             f"artifact '{choice.artifact.name}' is GGUF; rerank bundles run ONNX or OpenVINO"
         )
-    name = choice.artifact.backend
-    opening = BackgroundOpen(  # as open_intent: engine import and compile overlap the rest
-        lambda: open_backend(name, root / choice.artifact.main_file, threads=threads),
-        prepare=lambda: import_engine(name),
+    if verify:
+        verify_files(root, manifest, [choice.artifact.name])
+    rerank_policy = read_rerank_policy(policy, manifest)
+    engine = open_backend(
+        choice.artifact.backend, root / choice.artifact.main_file, threads=threads
     )
-    try:
-        if verify:
-            verify_files(root, manifest, [choice.artifact.name])
-        rerank_policy = read_rerank_policy(policy, manifest)
-        opening.start()
-        tokenizer = Tokenizer(root / manifest.tokenizer.path, manifest.max_length)
-        engine = opening.result()
-    except BaseException:
-        opening.cancel()
-        raise
+    tokenizer = Tokenizer(root / manifest.tokenizer.path, manifest.max_length)
     return RerankRuntime(
         root,
         manifest,

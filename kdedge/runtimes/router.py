@@ -209,54 +209,34 @@ class Router:
 
     def route(self, texts: Sequence[str], probs: np.ndarray) -> list[Decision]:
         """Decide for a batch of texts and their calibrated probabilities [B, C]."""
+        p = self.policy
         finite = np.isfinite(probs).all(axis=1).tolist()
         confidence = probs.max(axis=1).tolist()
         risk = self.risk_scores(probs).tolist()
-        k = min(self.policy.clarify_top_k, probs.shape[1])
+        has_risk = self._risk_index.size > 0
+        k = min(p.clarify_top_k, probs.shape[1])
         top = np.argsort(-probs, axis=1)[:, :k].tolist()
+        decisions = []
         with self._lock:
-            return [
-                self._decide(text, finite[i], confidence[i], risk[i], top[i], probs[i])
-                for i, text in enumerate(texts)
-            ]
-
-    def route_one(self, text: str, probs: np.ndarray) -> Decision:
-        """:meth:`route` for one text and its probabilities [C] (the serving hot path: the
-        same decision, with a third of the array calls)."""
-        finite = bool(np.isfinite(probs).all())
-        risk = float(probs[self._risk_index].sum()) if self._risk_index.size else 0.0
-        k = min(self.policy.clarify_top_k, probs.shape[0])
-        top = np.argsort(-probs)[:k].tolist()
-        with self._lock:
-            return self._decide(text, finite, float(probs.max()), risk, top, probs)
-
-    def _decide(
-        self,
-        text: str,
-        finite: bool,
-        confidence: float,
-        risk: float,
-        top: list[int],
-        probs: np.ndarray,
-    ) -> Decision:
-        """One message's decision, with the lock held; ``probs`` is its row [C]."""
-        p = self.policy
-        hits = self.rule_hits(text) if self._rules else ()
-        if not finite:  # never route on a broken model's output
-            return self._model_error(hits)
-        at_risk = self._risk_index.size > 0 and risk >= p.risk_threshold
-        code = plan_route(confidence, at_risk, bool(hits), p)
-        if code == FALLBACK:
-            reason = "risk_rule" if hits else "risk_label" if at_risk else "low_confidence"
-            if not self._budget.allow():
-                code, reason = CLARIFY, "budget_exceeded"
-        else:
-            reason = "confident" if code == ANSWER else "low_confidence"
-        self._budget.add(code == FALLBACK)
-        route = ROUTES[code]
-        self._counts[route, reason] += 1
-        candidates = tuple((self.labels[j], float(probs[j])) for j in top)
-        return Decision(route, reason, risk, hits, candidates)
+            for i, text in enumerate(texts):
+                hits = self.rule_hits(text) if self._rules else ()
+                if not finite[i]:  # never route on a broken model's output
+                    decisions.append(self._model_error(hits))
+                    continue
+                at_risk = has_risk and risk[i] >= p.risk_threshold
+                code = plan_route(confidence[i], at_risk, bool(hits), p)
+                if code == FALLBACK:
+                    reason = "risk_rule" if hits else "risk_label" if at_risk else "low_confidence"
+                    if not self._budget.allow():
+                        code, reason = CLARIFY, "budget_exceeded"
+                else:
+                    reason = "confident" if code == ANSWER else "low_confidence"
+                self._budget.add(code == FALLBACK)
+                route = ROUTES[code]
+                self._counts[route, reason] += 1
+                candidates = tuple((self.labels[j], float(probs[i, j])) for j in top[i])
+                decisions.append(Decision(route, reason, risk[i], hits, candidates))
+        return decisions
 
     def model_error(self, text: str) -> Decision:
         """The decision for a message whose model output is not finite (any policy, routed

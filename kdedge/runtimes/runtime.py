@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,9 +29,8 @@ import numpy as np
 
 from kdedge.errors import ConfigError, KdedgeError, ModelError
 from kdedge.runtimes.attached import Attached
-from kdedge.runtimes.backends import Backend, import_engine, open_backend
+from kdedge.runtimes.backends import Backend, open_backend
 from kdedge.runtimes.bundle import Artifact, Manifest, verify_files
-from kdedge.runtimes.opening import BackgroundOpen
 from kdedge.runtimes.prediction import Prediction
 from kdedge.runtimes.router import (
     Decision,
@@ -55,7 +55,7 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     ``model_error`` and never answers them.
     """
     with np.errstate(all="ignore"):
-        z = np.divide(logits, temperature, dtype=np.float64)  # a new array: safe in place
+        z = np.asarray(logits, dtype=np.float64) / temperature  # a new array: safe in place
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
@@ -144,30 +144,8 @@ class Runtime(Attached):
     # -- routed predictions --------------------------------------------------------------
     def predict(self, text: str, *, route: bool = True) -> Prediction:
         """Predict one text; with ``route=False`` the student always answers, unless its
-        output is not finite (reason ``model_error``, never answered).
-
-        The same result as ``predict_batch([text], route=route)[0]``, on a path with less
-        Python work per call (the serving hot path).
-        """
-        start = time.perf_counter()
-        probs = softmax(self._engine([text]), self.temperature)[0]
-        top = int(probs.argmax())
-        if route:
-            decision = self.router.route_one(text, probs)
-        elif np.isfinite(probs).all():
-            decision = Decision(
-                "answer", "unrouted", 0.0, (), ((self.labels[top], float(probs[top])),)
-            )
-        else:
-            decision = self.router.model_error(text)
-        answer, error = None, None
-        target = self._target(decision)
-        if target is not None:
-            try:
-                answer = target.classify(text, self.labels)
-            except KdedgeError as exc:
-                error = getattr(exc, "kind", type(exc).__name__)
-        return self._finish(text, probs, decision, answer, error, start, top)
+        output is not finite (reason ``model_error``, never answered)."""
+        return self.predict_batch([text], route=route)[0]
 
     def predict_batch(self, texts: Sequence[str], *, route: bool = True) -> list[Prediction]:
         start = time.perf_counter()
@@ -230,10 +208,8 @@ class Runtime(Attached):
         answer: FallbackAnswer | None,
         error: str | None,
         start: float,
-        top: int | None = None,
     ) -> Prediction:
-        if top is None:
-            top = int(probs.argmax())
+        top = int(probs.argmax())
         student = self.labels[top]
         route, reason, label, source = decision.route, decision.reason, student, "student"
         if answer is not None and answer.label is not None:
@@ -301,28 +277,34 @@ def open_intent(
 ) -> Runtime:
     """Open an ``intent`` bundle (:func:`kdedge.runtimes.load` calls this for that task).
 
-    A second thread imports the engine while this one checks the files' sha256, then
-    compiles the (verified) artifact while this one reads the tokenizer
-    (:class:`~kdedge.runtimes.opening.BackgroundOpen`): cold starts get shorter.
+    The engine compiles the (already verified) artifact in a second thread while this one
+    reads the tokenizer: the two overlap, and cold starts get shorter.
     """
     choice = choose_artifact(manifest, artifact=artifact, backend=backend, target=target)
+    if verify:
+        verify_files(root, manifest, [choice.artifact.name])
     if policy is not None and not isinstance(policy, (RouterPolicy, Mapping, str, Path)):
         raise ConfigError(f"a {type(policy).__name__} does not route an intent classifier")
-    name = choice.artifact.backend
-    opening = BackgroundOpen(
-        lambda: open_backend(name, root / choice.artifact.main_file, threads=threads),
-        prepare=lambda: import_engine(name),
-    )
+    router = Router(read_policy(policy, manifest), manifest.labels)
+    opened: dict[str, Any] = {}
+
+    def open_engine() -> None:
+        try:
+            opened["engine"] = open_backend(
+                choice.artifact.backend, root / choice.artifact.main_file, threads=threads
+            )
+        except BaseException as exc:  # re-raised in the caller's thread below
+            opened["error"] = exc
+
+    worker = threading.Thread(target=open_engine, name="kdedge-load", daemon=True)
+    worker.start()
     try:
-        if verify:
-            verify_files(root, manifest, [choice.artifact.name])
-        router = Router(read_policy(policy, manifest), manifest.labels)
-        opening.start()
         tokenizer = Tokenizer(root / manifest.tokenizer.path, manifest.max_length)
-        engine = opening.result()
-    except BaseException:
-        opening.cancel()
-        raise
+    finally:
+        worker.join()
+    if "error" in opened:
+        raise opened["error"]
+    engine = opened["engine"]
     return Runtime(
         root,
         manifest,

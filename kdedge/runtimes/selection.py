@@ -19,8 +19,11 @@ import platform
 from dataclasses import dataclass
 
 from kdedge.errors import ModelError
-from kdedge.runtimes.backends import BACKENDS, ENGINE_MODULES
+from kdedge.runtimes.backends import BACKENDS
 from kdedge.runtimes.bundle import Artifact, Manifest
+
+# backend -> the module its engine is imported from
+ENGINE_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "llamacpp": "llama_cpp"}
 
 
 def host_tags() -> tuple[str, ...]:

@@ -67,9 +67,6 @@ class Tokenizer:
         self.max_length = max_length
         pad = self._tok.token_to_id("[PAD]")
         self.pad_id = 0 if pad is None else pad
-        # one text's attention mask is all ones: a read-only row, sliced per call
-        self._ones = np.ones((1, max_length), dtype=np.int64)
-        self._ones.flags.writeable = False
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, with special tokens, truncated to ``max_length``."""
@@ -101,14 +98,10 @@ class Tokenizer:
         return pad_pairs(ids, types, self.pad_id)
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Padded ``input_ids`` and ``attention_mask`` [B, L]; for one text the mask is a
-        read-only view (no batch encoder, no padding: the serving hot path)."""
-        if len(texts) == 1:
+        if len(texts) == 1:  # the serving hot path: no batch encoder, no padding
             try:
                 ids = np.array([self._tok.encode(texts[0]).ids], dtype=np.int64)
             except TypeError as exc:
                 raise _unencodable(texts, exc) from None
-            if ids.shape[1] <= self.max_length:  # always, unless a tokenizer adds past it
-                return ids, self._ones[:, : ids.shape[1]]
             return ids, np.ones_like(ids)
         return self.pad(self.ids(texts))

@@ -6,7 +6,6 @@ OpenVINO or llama.cpp, and none of them loads torch.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -45,23 +44,6 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "openvino": ("kdedge.runtimes.backends.openvino:OpenVinoBackend", "openvino"),
     "llamacpp": ("kdedge.runtimes.backends.llamacpp:LlamaCppBackend", "llamacpp"),
 }
-# backend name -> the module its engine is imported from
-ENGINE_MODULES: dict[str, str] = {
-    "onnxruntime": "onnxruntime",
-    "openvino": "openvino",
-    "llamacpp": "llama_cpp",
-}
-
-
-def import_engine(name: str) -> None:
-    """Import backend ``name``'s module and its engine, ahead of :func:`open_backend`, so
-    that the import can overlap other loading work. A missing or unknown engine is left for
-    :func:`open_backend` (or the backend's constructor) to report with its fix."""
-    if name not in BACKENDS:
-        return
-    importlib.import_module(BACKENDS[name][0].partition(":")[0])
-    with contextlib.suppress(ImportError):
-        importlib.import_module(ENGINE_MODULES[name])
 
 
 def open_backend(name: str, path: str | Path, *, threads: int | None = None) -> Backend:

@@ -37,9 +37,6 @@ class OnnxRuntimeBackend:
             raise ModelError(f"onnxruntime cannot load {path}: {exc}") from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.providers = self.session.get_providers()
-        # worked out once, not per call: the classifier's usual two inputs, its logits output
-        self._ids_and_mask = self.input_names == ["input_ids", "attention_mask"]
-        self._outputs = [self.session.get_outputs()[0].name]
 
     def logits(
         self,
@@ -48,10 +45,10 @@ class OnnxRuntimeBackend:
         token_type_ids: np.ndarray | None = None,
     ) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if not self._ids_and_mask:
-            if "token_type_ids" in self.input_names:
-                feed["token_type_ids"] = (
-                    np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
-                )
-            feed = {k: feed[k] for k in self.input_names}
-        return self.session.run(self._outputs, feed)[0].astype(np.float32, copy=False)
+        if "token_type_ids" in self.input_names:
+            feed["token_type_ids"] = (
+                np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+            )
+        return self.session.run(None, {k: feed[k] for k in self.input_names})[0].astype(
+            np.float32, copy=False
+        )
