@@ -143,7 +143,9 @@ _JOINED: dict[str, Any] = {}  # "accelerator": the run's Accelerator, set by sta
 
 
 def _join(cpu: bool) -> Any:
-    from accelerate import Accelerator
+    from kdedge.extras import require
+
+    Accelerator = require("accelerate", "train", "A multi-process run").Accelerator
     from accelerate.utils import (
         DDPCommunicationHookType,
         DistributedDataParallelKwargs,

@@ -42,6 +42,7 @@ def _groups_files(
     recipe: RerankRecipe, data_dir: Path, done: Callable[[str, dict[str, Any]], None]
 ) -> dict[str, Path]:
     """The query-group file per split: the recipe's own, or BM25 candidates built here."""
+    from kdedge.distill import distributed
     from kdedge.rerank.data import write_groups
     from kdedge.rerank.retrieval import stackfaq_groups
 
@@ -49,15 +50,18 @@ def _groups_files(
     given = {s: getattr(d, s) for s in SPLITS if getattr(d, s)}
     if d.corpus is None:
         return {s: recipe.path(p) for s, p in given.items()}
-    files, reports = {}, {}
-    for split, queries in given.items():
-        k = d.train_candidates if split == "train" else d.eval_candidates
-        groups, report = stackfaq_groups(
-            recipe.path(queries), recipe.path(d.corpus), k=k, label_field=d.label_field
-        )
-        files[split] = write_groups(data_dir / f"{split}_groups.jsonl", groups)
-        reports[split] = {"file": str(files[split]), **report.to_dict()}
-    done("candidates", reports)
+    files = {split: data_dir / f"{split}_groups.jsonl" for split in given}
+    if distributed.current().main:  # under a launcher the others wait for rank 0's files
+        reports = {}
+        for split, queries in given.items():
+            k = d.train_candidates if split == "train" else d.eval_candidates
+            groups, report = stackfaq_groups(
+                recipe.path(queries), recipe.path(d.corpus), k=k, label_field=d.label_field
+            )
+            write_groups(files[split], groups)
+            reports[split] = {"file": str(files[split]), **report.to_dict()}
+        done("candidates", reports)
+    distributed.wait("building the candidate lists")
     return files
 
 
@@ -68,7 +72,12 @@ def run_rerank_recipe(
     track: Tracker = silent,
     on_stage: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> RerankPipelineResult:
-    """Run every stage of a reranker ``recipe``."""
+    """Run every stage of a reranker ``recipe``.
+
+    Under ``torchrun`` / ``accelerate launch`` every rank teaches and distills; rank 0 alone
+    builds the candidate lists before, and evaluates, exports and reports after.
+    """
+    from kdedge.distill import distributed
     from kdedge.distill.device import resolve
     from kdedge.rerank.data import read_groups
     from kdedge.rerank.evaluation import evaluate_rerankers, first_stage_report
@@ -77,12 +86,16 @@ def run_rerank_recipe(
     from kdedge.rerank.trainer import RerankTrainConfig, default_gates, distill_reranker
 
     placement = resolve(recipe.device, recipe.precision)
+    main = distributed.current().main
     root = recipe.root
-    root.mkdir(parents=True, exist_ok=True)
+    if main:
+        root.mkdir(parents=True, exist_ok=True)
     result = RerankPipelineResult(workdir=root)
 
     def done(stage: str, report: dict[str, Any]) -> None:
         result.stages[stage] = report
+        if not main:
+            return
         atomic_write_text(
             root / "pipeline_report.json",
             json.dumps(result.to_dict(), indent=2, default=str) + "\n",
@@ -158,6 +171,8 @@ def run_rerank_recipe(
         )
         done("distill", distilled.to_dict())
 
+    if not main:
+        return result  # the student is written; rank 0 evaluates and exports it
     judged = files.get("test", files["validation"])
     groups = read_groups(judged)
     reports = evaluate_rerankers([teacher_dir, student_dir], groups, placement)
