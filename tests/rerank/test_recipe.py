@@ -84,3 +84,14 @@ def test_an_unknown_task_is_refused(tmp_path):
     path.write_text('task = "summarize"\n[data]\ntrain = "x"\n')
     with pytest.raises(ConfigError, match="task 'summarize' has no recipe"):
         load_recipe(path)
+
+
+def test_a_rerank_recipe_runs_on_two_processes(tmp_path, rerank_files, tiny_rerank_teacher):
+    """Under torchrun every rank distills; rank 0 alone evaluates, exports and reports."""
+    from tests.torchrun import torchrun
+
+    recipe = _recipe(tmp_path, rerank_files, f'model = "{tiny_rerank_teacher}"')
+    result = torchrun(["run", recipe], codes=(0, 1), timeout=240)
+    report = json.loads((tmp_path / "work" / "pipeline_report.json").read_text())
+    assert list(report["stages"]) == ["distill", "evaluate", "export"] == list(result["stages"])
+    assert (tmp_path / "work" / "bundle" / "manifest.json").is_file()
