@@ -10,6 +10,7 @@ with verification for us.)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -134,3 +135,25 @@ class LogitCache:
         return self._db.execute(
             "SELECT COUNT(*) FROM logits WHERE teacher = ?", (teacher,)
         ).fetchone()[0]
+
+
+def open_as_writer(
+    stack: contextlib.ExitStack,
+    directory: str | Path,
+    teacher: str,
+    keys: Sequence[str],
+    width: int,
+    *,
+    main: bool,
+    refresh: bool = False,
+) -> tuple[LogitCache | None, dict[str, np.ndarray]]:
+    """The cache in ``directory`` held open by ``stack`` and the rows it has for ``keys``,
+    on the one process that writes it (``main``: rank 0 of a multi-process run); ``(None,
+    {})`` on the others, which only compute and send. ``refresh`` first drops ``teacher``'s
+    rows."""
+    if not main:
+        return None, {}
+    cache = stack.enter_context(LogitCache(directory))
+    if refresh:
+        cache.delete_teacher(teacher)
+    return cache, cache.get_many(keys, width)

@@ -24,7 +24,7 @@ import numpy as np
 from kdedge.data.labels import LabelSet
 from kdedge.distill import distributed
 from kdedge.distill.batching import sorted_batches
-from kdedge.distill.cache import LogitCache, TeacherKey
+from kdedge.distill.cache import LogitCache, TeacherKey, open_as_writer
 from kdedge.distill.device import Placement
 from kdedge.distill.inference import encode, logits_of_ids
 from kdedge.distill.models import fingerprint, load_classifier, tokenizer_fingerprint
@@ -113,13 +113,9 @@ def label_texts(
         )
         keys = [key.for_text(t) for t in unique]
         with contextlib.ExitStack() as stack:
-            # Rank 0 is the cache's one writer; the other ranks only compute and send.
-            cache = stack.enter_context(LogitCache(cache_dir)) if procs.main else None
-            found: dict[str, np.ndarray] = {}
-            if cache is not None:
-                if refresh:
-                    cache.delete_teacher(key.teacher)
-                found = cache.get_many(keys, len(labels))
+            cache, found = open_as_writer(
+                stack, cache_dir, key.teacher, keys, len(labels), main=procs.main, refresh=refresh
+            )
             missing = distributed.broadcast(
                 [i for i, k in enumerate(keys) if k not in found], "sharing the cache misses"
             )

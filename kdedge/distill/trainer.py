@@ -207,12 +207,7 @@ def fit(
     if len(train) < procs.world:
         raise ConfigError(f"{len(train)} training rows cannot be shared by {procs.world} processes")
     ckpt_dir = out_dir / CHECKPOINTS
-    if procs.main:
-        if overwrite and not resume and out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-    distributed.wait("setting up the run directory")
-    log = EventLog(out_dir / EVENTS_FILE if procs.main else None, run_id=f"{stage}_{out_dir.name}")
+    log = open_run_dir(out_dir, stage, resume=resume, overwrite=overwrite)
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -427,6 +422,18 @@ def fit(
         )
     distributed.wait("writing the selected model")
     return result
+
+
+def open_run_dir(out_dir: Path, stage: str, *, resume: bool, overwrite: bool) -> EventLog:
+    """Clear (``overwrite``, unless resuming) and create ``out_dir`` on rank 0, with every
+    rank waiting for it; the run's event log, which only rank 0 writes."""
+    main = distributed.current().main
+    if main:
+        if overwrite and not resume and out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    distributed.wait("setting up the run directory")
+    return EventLog(out_dir / EVENTS_FILE if main else None, run_id=f"{stage}_{out_dir.name}")
 
 
 def _check_inputs(

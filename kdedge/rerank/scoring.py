@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from kdedge.distill import distributed
-from kdedge.distill.cache import LogitCache, TeacherKey
+from kdedge.distill.cache import LogitCache, TeacherKey, open_as_writer
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
 
@@ -102,13 +102,9 @@ def score_pairs_cached(
     keys = [key.for_text(pair_text(q, p)) for q, p in unique]
     name = Path(teacher_dir).name
     with contextlib.ExitStack() as stack:
-        # Rank 0 is the cache's one writer; the other ranks only compute and send.
-        cache = stack.enter_context(LogitCache(cache_dir)) if procs.main else None
-        found: dict[str, np.ndarray] = {}
-        if cache is not None:
-            if refresh:
-                cache.delete_teacher(key.teacher)
-            found = cache.get_many(keys, 1)
+        cache, found = open_as_writer(
+            stack, cache_dir, key.teacher, keys, 1, main=procs.main, refresh=refresh
+        )
         missing = distributed.broadcast(
             [i for i, k in enumerate(keys) if k not in found], "sharing the cache misses"
         )

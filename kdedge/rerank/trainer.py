@@ -52,6 +52,7 @@ from kdedge.distill.trainer import (
     load_state,
     lr_schedule,
     make_optimizer,
+    open_run_dir,
     read_weights,
     save_state,
     save_weights,
@@ -417,12 +418,7 @@ def fit_reranker(
         )
     ckpt_dir = out_dir / CHECKPOINTS
     distributed.wait("checking the output directory")  # no rank checks after rank 0 clears it
-    if procs.main:
-        if overwrite and not resume and out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-    distributed.wait("setting up the run directory")
-    log = EventLog(out_dir / EVENTS_FILE if procs.main else None, run_id=f"{stage}_{out_dir.name}")
+    log = open_run_dir(out_dir, stage, resume=resume, overwrite=overwrite)
 
     torch.manual_seed(config.seed)
     device = placement.device
