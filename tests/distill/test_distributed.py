@@ -7,11 +7,8 @@ The single-process runs they are compared with use one thread, like each torchru
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,45 +19,13 @@ import torch
 from kdedge.distill import distributed
 from kdedge.distill.losses import LossConfig, distillation_loss, shard_scale
 from kdedge.errors import DeviceError, DistributedError
+from tests.torchrun import free_port, kdedge_command, launch_env, run_kdedge
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **extra)
-    return env
-
-
-def _kdedge(args: list[str], processes: int = 1, launcher: str = "torchrun") -> list[str]:
-    if processes == 1:
-        return [sys.executable, "-m", "kdedge", *args]
-    if launcher == "accelerate":  # --multi_gpu is accelerate's multi-process mode, CPUs too
-        start = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
-        start += ["--num_processes", str(processes), "--num_machines", "1"]
-        start += ["--mixed_precision", "no", "--dynamo_backend", "no"]
-        return [*start, "--main_process_port", str(_free_port()), "-m", "kdedge", *args]
-    start = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
-    return [*start, "--master_port", str(_free_port()), "-m", "kdedge", *args]
-
-
-def _run(
-    args: list[str], processes: int = 1, launcher: str = "torchrun", **env: str
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        _kdedge(args, processes, launcher),
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+def _run(args: list[str], processes: int = 1, launcher: str = "torchrun", **env: str):
+    return run_kdedge(args, processes, launcher=launcher, timeout=TIMEOUT_S, **env)
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +125,8 @@ def test_a_killed_two_process_run_resumes(teacher_nd, data_dir, tmp_path):
     args = _distill_args(teacher_nd, data_dir, out, cache)
     args[args.index("--epochs") + 1] = "6"
     proc = subprocess.Popen(
-        _kdedge(args, processes=2),
-        env=_env(),
+        kdedge_command(args, processes=2),
+        env=launch_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -180,7 +145,7 @@ def test_a_killed_two_process_run_resumes(teacher_nd, data_dir, tmp_path):
 
 def test_a_launch_short_of_its_world_size_fails_in_one_line(teacher_nd, data_dir, tmp_path):
     env = dict(WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
-    env.update(MASTER_PORT=str(_free_port()), KDEDGE_DIST_TIMEOUT="3")
+    env.update(MASTER_PORT=str(free_port()), KDEDGE_DIST_TIMEOUT="3")
     start = time.monotonic()
     result = _run(_distill_args(teacher_nd, data_dir, tmp_path / "s", tmp_path / "c"), **env)
     assert result.returncode == 2
@@ -195,8 +160,8 @@ def test_a_rank_that_dies_ends_the_run(teacher_nd, data_dir, tmp_path):
     args = _distill_args(teacher_nd, data_dir, tmp_path / "s", tmp_path / "c")
     args[args.index("--epochs") + 1] = "50"
     proc = subprocess.Popen(
-        _kdedge(args, processes=2),
-        env=_env(),
+        kdedge_command(args, processes=2),
+        env=launch_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
