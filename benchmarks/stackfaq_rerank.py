@@ -153,9 +153,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from kdedge.pipeline import resolve_model
+    from kdedge.rerank.config import RerankTrainConfig
+    from kdedge.rerank.distill import distill_reranker
     from kdedge.rerank.losses import RerankLossConfig
     from kdedge.rerank.teacher import teach_reranker
-    from kdedge.rerank.trainer import RerankTrainConfig, distill_reranker
 
     args = parse_args(argv)
     if args.render:

@@ -20,7 +20,7 @@ model_path = click.Path(path_type=Path)
 
 def _gates(gates_file: Path | None, min_ndcg: float | None):
     from kdedge.errors import ConfigError
-    from kdedge.rerank.trainer import default_gates, gates_from_toml
+    from kdedge.rerank.config import default_gates, gates_from_toml
 
     if gates_file and min_ndcg is not None:
         raise ConfigError("give --gates FILE or --min-ndcg, not both")
@@ -55,7 +55,7 @@ def _groups(path: Path, what: str):
 
 
 def _train_config(**kwargs: Any):
-    from kdedge.rerank.trainer import RerankTrainConfig
+    from kdedge.rerank.config import RerankTrainConfig
 
     epochs = kwargs["epochs"]
     return RerankTrainConfig(min_epochs=min(2, epochs), **kwargs)
@@ -320,9 +320,9 @@ def distill_cmd(
     loss = alpha * labels + (1 - alpha) * teacher term; checkpoints are chosen by gates, then
     validation NDCG@10; training stops when NDCG@10 gains < 0.002 in an epoch.
     """
+    from kdedge.rerank.distill import distill_reranker
     from kdedge.rerank.losses import RerankLossConfig
     from kdedge.rerank.models import check_reranker_dir
-    from kdedge.rerank.trainer import distill_reranker
 
     check_reranker_dir(teacher)  # a one-line error before any data is read
     result = distill_reranker(

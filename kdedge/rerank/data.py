@@ -17,15 +17,14 @@ Group files (``read_groups`` / ``write_groups``) are JSON Lines, one query per l
   *not* an error here: the tokenizer truncates the (query, passage) pair when it is scored.
 
 The other common layout, a corpus plus queries with labels (StackFAQ, or BEIR's corpus), is
-read by :func:`read_corpus`, :func:`read_doc_labels` and :func:`read_queries`, and turned into
-relevance judgements by :func:`relevance_from_labels`.
+read by :mod:`kdedge.rerank.corpus`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,18 +32,15 @@ from typing import Any
 import numpy as np
 
 from kdedge.atomic import atomic_write
-from kdedge.data.io import clip, jsonl_rows, read_text_file
+from kdedge.data.io import clip
 from kdedge.errors import DataError
+from kdedge.rerank.rows import json_type, no_rows, optional_id, required_text, rows
 
 __all__ = [
     "MAX_CANDIDATES",
     "Candidate",
     "QueryGroup",
-    "read_corpus",
-    "read_doc_labels",
     "read_groups",
-    "read_queries",
-    "relevance_from_labels",
     "write_groups",
 ]
 
@@ -160,7 +156,7 @@ def read_groups(path: str | Path, *, max_candidates: int = MAX_CANDIDATES) -> li
     path = Path(path)
     groups: list[QueryGroup] = []
     first_line: dict[str, int] = {}
-    for line, row in _rows(path, _EXAMPLE_ROW):
+    for line, row in rows(path, _EXAMPLE_ROW):
         group = _parse_group(path, line, row, max_candidates)
         if group.query_id in first_line:
             raise DataError(
@@ -173,7 +169,7 @@ def read_groups(path: str | Path, *, max_candidates: int = MAX_CANDIDATES) -> li
         first_line[group.query_id] = line
         groups.append(group)
     if not groups:
-        raise _no_rows(path)
+        raise no_rows(path)
     return groups
 
 
@@ -206,135 +202,14 @@ def write_groups(path: str | Path, groups: Sequence[QueryGroup]) -> Path:
     return path
 
 
-def read_corpus(path: str | Path) -> dict[str, str]:
-    """``{doc_id: passage text}`` from a JSONL corpus, in file order.
-
-    Each row needs an id, ``doc_id`` (or BEIR's ``_id``), and a text, one of:
-
-    * ``text``, with an optional ``title`` put before it as ``"title\\ntext"`` (BEIR);
-    * ``question`` and ``answer`` (StackFAQ / FAQ layouts), joined as ``"question\\nanswer"``.
-
-    Ids must be unique and texts non-empty; errors name ``file:line`` and the field.
-    """
-    path = Path(path)
-    corpus: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    example = '{"doc_id": "d1", "text": "..."}'
-    for line, row in _rows(path, example):
-        doc_id = _doc_id(path, line, row)
-        if doc_id in corpus:
-            raise DataError(
-                f"duplicate doc_id {clip(doc_id)} (first on line {first_line[doc_id]}). "
-                "Fix: give every document its own id",
-                path=path,
-                line=line,
-                field="doc_id",
-            )
-        first_line[doc_id] = line
-        corpus[doc_id] = _doc_text(path, line, row)
-    if not corpus:
-        raise _no_rows(path)
-    return corpus
-
-
-def read_doc_labels(path: str | Path, field: str = "thread_id") -> dict[str, str]:
-    """``{doc_id: label}`` from the ``field`` column of a JSONL corpus (StackFAQ: the thread).
-
-    Rows without the field are left out; a present value must be a non-empty string.
-    """
-    path = Path(path)
-    labels: dict[str, str] = {}
-    for line, row in _rows(path, '{"doc_id": "d1", "thread_id": "t1", "text": "..."}'):
-        doc_id = _doc_id(path, line, row)
-        value = row.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, str) or not value.strip():
-            raise DataError(
-                f"must be a non-empty string, got {clip(value)}. Fix: quote the label",
-                path=path,
-                line=line,
-                field=field,
-            )
-        labels[doc_id] = value.strip()
-    return labels
-
-
-def read_queries(
-    path: str | Path, *, text_field: str = "text", label_field: str = "label"
-) -> list[tuple[str, str, str | None]]:
-    """``(query_id, text, label)`` for each row of a JSONL query file, in file order.
-
-    ``query_id`` comes from a ``query_id`` (or ``_id`` / ``id``) field when present, else
-    ``"<file stem>:<line>"`` (e.g. ``"test:12"``), so ids from different splits never clash.
-    ``label`` (optional, a string; None when absent) is what :func:`relevance_from_labels`
-    matches against document labels, e.g. StackFAQ's thread id.
-    """
-    path = Path(path)
-    queries: list[tuple[str, str, str | None]] = []
-    first_line: dict[str, int] = {}
-    for line, row in _rows(path, f'{{"{text_field}": "...", "{label_field}": "..."}}'):
-        query_id = _optional_id(path, line, row, ("query_id", "_id", "id"))
-        if query_id is None:
-            query_id = f"{path.stem}:{line}"
-        if query_id in first_line:
-            raise DataError(
-                f"duplicate query id {clip(query_id)} (first on line {first_line[query_id]}). "
-                "Fix: give every query its own id",
-                path=path,
-                line=line,
-                field="query_id",
-            )
-        first_line[query_id] = line
-        text = _required_text(path, line, row, text_field)
-        label = row.get(label_field)
-        if label is not None and (not isinstance(label, str) or not label.strip()):
-            raise DataError(
-                f"must be a non-empty string, got {clip(label)}. Fix: quote it or drop the field",
-                path=path,
-                line=line,
-                field=label_field,
-            )
-        queries.append((query_id, text, label.strip() if isinstance(label, str) else None))
-    if not queries:
-        raise _no_rows(path)
-    return queries
-
-
-def relevance_from_labels(
-    queries: Sequence[tuple[str, str, str | None]],
-    doc_labels: Mapping[str, str],
-    *,
-    relevance: float = 1.0,
-) -> dict[str, dict[str, float]]:
-    """Binary judgements: a document is relevant to a query iff its label equals the query's.
-
-    StackFAQ: ``doc.thread_id == query.label``. Returns ``{query_id: {doc_id: relevance}}``
-    with an entry (possibly empty) for every query; unlabeled queries get ``{}``.
-    """
-    by_label: dict[str, list[str]] = {}
-    for doc_id, label in doc_labels.items():
-        by_label.setdefault(label, []).append(doc_id)
-    return {
-        query_id: dict.fromkeys(by_label.get(label, []) if label is not None else [], relevance)
-        for query_id, _text, label in queries
-    }
-
-
 # --------------------------------------------------------------------------- helpers
 
 
-def _rows(path: Path, example: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line, object)`` per non-blank line, with file:line errors (too deeply nested JSON
-    included): :mod:`kdedge.data.io`'s JSONL reader, with this format's example row."""
-    return jsonl_rows(path, read_text_file(path), example, _json_type)
-
-
 def _parse_group(path: Path, line: int, row: dict[str, Any], max_candidates: int) -> QueryGroup:
-    query_id = _optional_id(path, line, row, ("query_id",))
+    query_id = optional_id(path, line, row, ("query_id",))
     if query_id is None:
         query_id = f"{path.stem}:{line}"
-    query = _required_text(path, line, row, "query")
+    query = required_text(path, line, row, "query")
     raw = row.get("candidates")
     if raw is None or (isinstance(raw, list) and not raw):
         raise DataError(
@@ -346,7 +221,7 @@ def _parse_group(path: Path, line: int, row: dict[str, Any], max_candidates: int
         )
     if not isinstance(raw, list):
         raise DataError(
-            f"must be a list of candidate objects, got {_json_type(raw)} {clip(raw)}",
+            f"must be a list of candidate objects, got {json_type(raw)} {clip(raw)}",
             path=path,
             line=line,
             field="candidates",
@@ -366,13 +241,13 @@ def _parse_group(path: Path, line: int, row: dict[str, Any], max_candidates: int
         if not isinstance(item, dict):
             raise DataError(
                 f"must be an object like "
-                f'{{"doc_id": "d1", "text": "...", "relevance": 1}}, got {_json_type(item)} '
+                f'{{"doc_id": "d1", "text": "...", "relevance": 1}}, got {json_type(item)} '
                 f"{clip(item)}",
                 path=path,
                 line=line,
                 field=where,
             )
-        doc_id = _optional_id(path, line, item, ("doc_id",), prefix=f"{where}.")
+        doc_id = optional_id(path, line, item, ("doc_id",), prefix=f"{where}.")
         if doc_id is None:
             doc_id = str(index)
         if doc_id in first_index:
@@ -384,86 +259,10 @@ def _parse_group(path: Path, line: int, row: dict[str, Any], max_candidates: int
                 field=f"{where}.doc_id",
             )
         first_index[doc_id] = index
-        text = _required_text(path, line, item, "text", prefix=f"{where}.")
+        text = required_text(path, line, item, "text", prefix=f"{where}.")
         relevance = _relevance(path, line, item, f"{where}.relevance")
         candidates.append(Candidate(doc_id, text, relevance))
     return QueryGroup(query_id, query, tuple(candidates), source=f"{path}:{line}")
-
-
-def _optional_id(
-    path: Path, line: int, row: dict[str, Any], names: Sequence[str], prefix: str = ""
-) -> str | None:
-    for name in names:
-        value = row.get(name)
-        if value is None:
-            continue
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        raise DataError(
-            f"must be a non-empty string (or an integer), got {_json_type(value)} {clip(value)}. "
-            "Fix: quote the id, or drop the field to use the default",
-            path=path,
-            line=line,
-            field=prefix + name,
-        )
-    return None
-
-
-def _doc_id(path: Path, line: int, row: dict[str, Any]) -> str:
-    doc_id = _optional_id(path, line, row, ("doc_id", "_id"))
-    if doc_id is None:
-        raise DataError(
-            f"is missing (row has: {_keys(row)}). Fix: give every document an id",
-            path=path,
-            line=line,
-            field="doc_id",
-        )
-    return doc_id
-
-
-def _doc_text(path: Path, line: int, row: dict[str, Any]) -> str:
-    if "text" in row or not ("question" in row or "answer" in row):
-        text = _required_text(path, line, row, "text")
-        title = row.get("title")
-        if title is not None and not isinstance(title, str):
-            raise DataError(
-                f"must be a string, got {_json_type(title)} {clip(title)}",
-                path=path,
-                line=line,
-                field="title",
-            )
-        return f"{title.strip()}\n{text}" if title and title.strip() else text
-    question = _required_text(path, line, row, "question")
-    answer = _required_text(path, line, row, "answer")
-    return f"{question}\n{answer}"
-
-
-def _required_text(path: Path, line: int, row: dict[str, Any], name: str, prefix: str = "") -> str:
-    value = row.get(name)
-    if value is None:
-        raise DataError(
-            f"is missing (has: {_keys(row)}). Fix: give it a non-empty string",
-            path=path,
-            line=line,
-            field=prefix + name,
-        )
-    if not isinstance(value, str):
-        raise DataError(
-            f"must be a string, got {_json_type(value)} {clip(value)}. Fix: quote the text",
-            path=path,
-            line=line,
-            field=prefix + name,
-        )
-    if not value.strip():
-        raise DataError(
-            f"is empty or only whitespace ({clip(value)}). Fix: give it text or drop it",
-            path=path,
-            line=line,
-            field=prefix + name,
-        )
-    return value
 
 
 def _relevance(path: Path, line: int, item: dict[str, Any], where: str) -> float:
@@ -474,7 +273,7 @@ def _relevance(path: Path, line: int, item: dict[str, Any], where: str) -> float
     if number is None or number < 0:
         raise DataError(
             f"must be a finite number >= 0 (0 = not relevant; binary 0/1 or graded 0..3), "
-            f"got {_json_type(value)} {clip(value)}. Fix: use a number such as 0, 1 or 2, or "
+            f"got {json_type(value)} {clip(value)}. Fix: use a number such as 0, 1 or 2, or "
             "drop the field for 0",
             path=path,
             line=line,
@@ -497,21 +296,3 @@ def _number(value: object) -> float | None:
 def _compact(value: float) -> float | int:
     """Whole relevances as integers in files (``1``, not ``1.0``)."""
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    for kind, name in names.items():
-        if isinstance(value, kind):
-            return name
-    return "number" if isinstance(value, (int, float)) else type(value).__name__
-
-
-def _keys(row: dict[str, Any]) -> str:
-    return clip(", ".join(row), 80) if row else "no fields"
-
-
-def _no_rows(path: Path) -> DataError:
-    return DataError(
-        "no rows: the file has no data rows. Fix: point at the right file or add rows", path=path
-    )

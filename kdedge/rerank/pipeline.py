@@ -79,11 +79,12 @@ def run_rerank_recipe(
     """
     from kdedge.distill import distributed
     from kdedge.distill.device import resolve
+    from kdedge.rerank.config import RerankTrainConfig, default_gates
     from kdedge.rerank.data import read_groups
+    from kdedge.rerank.distill import distill_reranker
     from kdedge.rerank.evaluation import evaluate_rerankers, first_stage_report
     from kdedge.rerank.losses import RerankLossConfig
     from kdedge.rerank.teacher import teach_reranker
-    from kdedge.rerank.trainer import RerankTrainConfig, default_gates, distill_reranker
 
     placement = resolve(recipe.device, recipe.precision)
     main = distributed.current().main

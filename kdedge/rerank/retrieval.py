@@ -27,14 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from kdedge.errors import DataError
-from kdedge.rerank.data import (
-    Candidate,
-    QueryGroup,
-    read_corpus,
-    read_doc_labels,
-    read_queries,
-    relevance_from_labels,
-)
+from kdedge.rerank.corpus import read_corpus, read_doc_labels, read_queries, relevance_from_labels
+from kdedge.rerank.data import Candidate, QueryGroup
 
 __all__ = ["RetrievalReport", "bm25_candidates", "bm25_retrieve", "stackfaq_groups"]
 

@@ -2,7 +2,7 @@
 
 The base encoder (e.g. the bundled all-MiniLM-L6-v2) gets a fresh one-logit head and is
 trained on the training groups' relevance labels, list batch by list batch (positives and
-BM25 hard negatives of each query, :class:`kdedge.rerank.trainer.ListData`).
+BM25 hard negatives of each query, :class:`kdedge.rerank.lists.ListData`).
 
 The default objective is pointwise binary cross-entropy with logits (``supervised="bce"``,
 the classic cross-encoder recipe). Its scores keep an absolute meaning (a logit of the
@@ -24,14 +24,15 @@ from typing import Any
 from kdedge.distill.device import Placement
 from kdedge.distill.gates import Gates
 from kdedge.progress import Tracker, silent
+from kdedge.rerank.config import TEACHER_TRAINING, RerankTrainConfig
 from kdedge.rerank.losses import RerankLossConfig
 from kdedge.rerank.models import DEFAULT_MAX_LENGTH, reranker_from_encoder
 from kdedge.rerank.trainer import (
-    TEACHER_TRAINING,
-    RerankTrainConfig,
     RerankTrainResult,
     as_groups,
     as_placement,
+    check_out_dir,
+    describe_groups,
     fit_reranker,
 )
 
@@ -55,8 +56,6 @@ def teach_reranker(
     track: Tracker = silent,
 ) -> RerankTrainResult:
     """Fine-tune ``base_dir`` into a reranker teacher written to ``out_dir``."""
-    from kdedge.rerank.trainer import check_out_dir, describe_groups
-
     placement = as_placement(device, precision)
     train = as_groups(train_groups, "training")
     val = as_groups(val_groups, "validation")

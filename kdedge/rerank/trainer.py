@@ -20,18 +20,14 @@ accelerate wraps the model for gradient sync (DDP, or FSDP from the accelerate c
 validation is scored in shares and gathered, and only rank 0 writes. ``queries_per_batch``
 stays the global batch, so the schedule means the same with one process or eight.
 
-:func:`distill_reranker` builds the student from the teacher's layers (or from any
-checkpoint), scores the training lists with the teacher through the cache (only when the
-loss uses the teacher), optionally runs stage-1 feature/attention distillation on the pairs
-(:func:`kdedge.distill.features.feature_distill`), trains, fits the router's
-``score_threshold`` on validation and writes ``kdedge.json`` and ``training_report.json``.
+:func:`kdedge.rerank.distill.distill_reranker` builds the student and calls
+:func:`fit_reranker`; the settings and stop rule are in :mod:`kdedge.rerank.config`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,7 +42,7 @@ from kdedge.distill import distributed
 from kdedge.distill.batching import sorted_batches
 from kdedge.distill.device import Placement, explain_device_errors, resolve
 from kdedge.distill.events import EventLog
-from kdedge.distill.gates import GateRule, Gates, check_gates
+from kdedge.distill.gates import Gates, check_gates
 from kdedge.distill.models import Classifier, parameter_count, size_on_disk
 from kdedge.distill.trainer import (
     load_state,
@@ -59,120 +55,17 @@ from kdedge.distill.trainer import (
 )
 from kdedge.errors import ConfigError, DataError
 from kdedge.progress import Tracker, silent
+from kdedge.rerank.config import RANKING_METRICS, RerankStopRule, RerankTrainConfig, default_gates
+from kdedge.rerank.lists import ListData, list_batch
 from kdedge.rerank.losses import RerankLossConfig, rerank_loss, shard_scale
 from kdedge.rerank.metrics import ranking_report
-from kdedge.rerank.models import (
-    PairTable,
-    load_reranker,
-    reranker_from_encoder,
-    save_reranker,
-    score_table,
-    split_by_groups,
-)
+from kdedge.rerank.models import PairTable, save_reranker, score_table, split_by_groups
+from kdedge.rerank.threshold import fit_score_threshold
 
 CHECKPOINTS = "checkpoints"
 EVENTS_FILE = "events.jsonl"
 REPORT_FILE = "training_report.json"
 VAL_SCORES = "val_scores.npy"
-RANKING_METRICS = (
-    "ndcg@3",
-    "ndcg@5",
-    "ndcg@10",
-    "mrr@10",
-    "recall@3",
-    "recall@5",
-    "recall@10",
-)
-SELECTION_METRIC = "ndcg@10"
-
-
-@dataclass(frozen=True)
-class RerankTrainConfig:
-    """Optimisation and sampling settings. ``lr`` is the peak learning rate after warmup."""
-
-    epochs: int = 4
-    queries_per_batch: int = 8
-    candidates_per_query: int = 8
-    max_positives: int | None = None  # default: half of candidates_per_query (rounded up)
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    eval_batch_size: int = 128
-    min_epochs: int = 2
-    early_stop: bool = True
-    min_ndcg_gain: float = 0.002
-    log_every: int = 50
-
-    def __post_init__(self) -> None:
-        ints = {
-            "epochs": self.epochs,
-            "queries_per_batch": self.queries_per_batch,
-            "candidates_per_query": self.candidates_per_query,
-            "eval_batch_size": self.eval_batch_size,
-            "log_every": self.log_every,
-        }
-        for name, value in ints.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.candidates_per_query < 2:
-            raise ConfigError(
-                "candidates_per_query must be >= 2 (a positive and a negative), "
-                f"got {self.candidates_per_query}"
-            )
-        if self.max_positives is not None and self.max_positives < 1:
-            raise ConfigError(f"max_positives must be >= 1, got {self.max_positives}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.min_epochs < 1:
-            raise ConfigError(f"min_epochs must be >= 1, got {self.min_epochs}")
-        if not self.min_ndcg_gain >= 0:
-            raise ConfigError(f"min_ndcg_gain must be >= 0, got {self.min_ndcg_gain}")
-
-    @property
-    def positives_cap(self) -> int:
-        return self.max_positives or -(-self.candidates_per_query // 2)
-
-
-TEACHER_TRAINING = RerankTrainConfig(epochs=3, lr=5e-5, min_epochs=2)
-STUDENT_TRAINING = RerankTrainConfig(epochs=4, lr=1e-4, min_epochs=2)
-
-
-def default_gates(min_ndcg: float = 0.0) -> Gates:
-    """``ndcg@10 >= min_ndcg``; checkpoints that pass rank by NDCG@10."""
-    return Gates(rules=(GateRule(SELECTION_METRIC, min=min_ndcg),), weights={SELECTION_METRIC: 1.0})
-
-
-def gates_from_toml(path: str | Path) -> Gates:
-    """A gates file over ranking metrics, e.g. ``"ndcg@10" = { min = 0.8 }``."""
-    return Gates.from_toml(path, extra_metrics=RANKING_METRICS)
-
-
-@dataclass(frozen=True)
-class RerankStopRule:
-    """Stop when ``metric`` gains less than ``min_gain`` over one epoch (seed: 0.002).
-
-    The gain is the last epoch's value minus the one before. Never fires before
-    ``min_epochs`` epochs (and never after a single epoch).
-    """
-
-    min_gain: float = 0.002
-    min_epochs: int = 2
-    metric: str = SELECTION_METRIC
-
-    def should_stop(self, history: Sequence[dict[str, Any]]) -> tuple[bool, str]:
-        n = len(history)
-        if n < max(2, self.min_epochs):
-            return False, f"continue: {n} epoch(s) so far; the stop rule needs {self.min_epochs}"
-        gain = history[-1][self.metric] - history[-2][self.metric]
-        if gain < self.min_gain - 1e-12:
-            return True, (
-                f"validation {self.metric} gained {gain:+.4f} < {self.min_gain} in epoch {n}"
-            )
-        return False, f"continue: validation {self.metric} gained {gain:+.4f} in epoch {n}"
 
 
 @dataclass
@@ -214,124 +107,13 @@ def as_groups(groups: Any, what: str) -> list[Any]:
     return groups
 
 
-# -- the score threshold for the router ---------------------------------------------------
-
-
-def fit_score_threshold(groups: Sequence[Any], scores: Sequence[np.ndarray]) -> dict[str, Any]:
-    """The top-1 score below which the top candidate is usually not relevant.
-
-    For each query the top-1 candidate's score and whether it is relevant; the threshold
-    maximises F1 of "top-1 is relevant" predicted as ``score >= threshold`` (midpoints
-    between sorted top-1 scores are tried, plus "accept everything"). The router answers
-    "no good candidate" below it. Queries without any positive count as not relevant.
-    """
-    if len(groups) != len(scores) or not groups:
-        raise ConfigError(f"{len(groups)} groups for {len(scores)} score lists")
-    top = np.array([float(np.max(s)) for s in scores])
-    good = np.array(
-        [g.candidates[int(np.argmax(s))].relevance > 0 for g, s in zip(groups, scores, strict=True)]
-    )
-    order = np.sort(np.unique(top))
-    candidates = np.concatenate([[order[0]], (order[1:] + order[:-1]) / 2]) if order.size else order
-    best = (-1.0, float(order[0]), 0.0, 0.0)
-    for threshold in candidates:
-        accept = top >= threshold
-        tp = float((accept & good).sum())
-        precision = tp / accept.sum() if accept.any() else 0.0
-        recall = tp / good.sum() if good.any() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        if f1 > best[0] + 1e-12:
-            best = (f1, float(threshold), precision, recall)
-    f1, threshold, precision, recall = best
+def describe_groups(groups: Sequence[Any]) -> dict[str, Any]:
+    """Counts of queries and pairs, for reports and provenance."""
     return {
-        "score_threshold": round(threshold, 6),
-        "f1": round(f1, 6),
-        "precision": round(precision, 6),
-        "recall": round(recall, 6),
-        "top1_relevant_rate": round(float(good.mean()), 6),
         "queries": len(groups),
+        "candidates": sum(len(g.candidates) for g in groups),
+        "positives": sum(1 for g in groups for c in g.candidates if c.relevance > 0),
     }
-
-
-# -- list batches ------------------------------------------------------------------------
-
-
-class ListData:
-    """A set of query groups tokenized once, with per-candidate relevance and teacher scores."""
-
-    def __init__(
-        self,
-        groups: Sequence[Any],
-        tokenizer: Any,
-        max_length: int,
-        device: torch.device,
-        teacher_scores: Sequence[np.ndarray] | None = None,
-    ) -> None:
-        pairs = [(g.query, c.text) for g in groups for c in g.candidates]
-        self.table = PairTable(tokenizer, pairs, max_length, device)
-        self.relevance = np.array(
-            [c.relevance for g in groups for c in g.candidates], dtype=np.float32
-        )
-        self.teacher = (
-            np.concatenate([np.asarray(s, dtype=np.float32) for s in teacher_scores])
-            if teacher_scores is not None
-            else None
-        )
-        if self.teacher is not None and len(self.teacher) != len(pairs):
-            raise ConfigError(f"{len(self.teacher)} teacher scores for {len(pairs)} candidates")
-        offsets = np.cumsum([0] + [len(g.candidates) for g in groups])
-        self.rows = [np.arange(offsets[i], offsets[i + 1]) for i in range(len(groups))]
-        self.max_relevance = float(self.relevance.max()) if len(self.relevance) else 1.0
-        self.pairs = len(pairs)
-
-    def sample(self, config: RerankTrainConfig, epoch: int) -> list[np.ndarray]:
-        """Each query's candidates for ``epoch``: positives (capped) + random hard negatives."""
-        rng = np.random.default_rng([config.seed, epoch])
-        size, cap = config.candidates_per_query, config.positives_cap
-        lists = []
-        for rows in self.rows:
-            rel = self.relevance[rows]
-            pos, neg = rng.permutation(rows[rel > 0]), rng.permutation(rows[rel <= 0])
-            n_pos = min(len(pos), max(cap, size - len(neg)))
-            chosen = np.concatenate([pos[:n_pos], neg[: size - n_pos]])
-            if len(chosen) >= 2:
-                lists.append(chosen)
-        order = rng.permutation(len(lists))
-        return [lists[i] for i in order]
-
-    def batches(self, config: RerankTrainConfig, epoch: int, world: int) -> list[list[np.ndarray]]:
-        """``epoch``'s global batches of ``queries_per_batch`` lists; a last batch with fewer
-        lists than the ``world`` processes that share it joins the batch before."""
-        lists, size = self.sample(config, epoch), config.queries_per_batch
-        batches = [lists[i : i + size] for i in range(0, len(lists), size)]
-        if len(batches) > 1 and len(batches[-1]) < world:
-            batches[-2].extend(batches.pop())
-        return batches
-
-
-def _list_batch(
-    data: ListData, lists: Sequence[np.ndarray], device: torch.device
-) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Flat rows, mask [Q, C], relevance [Q, C], teacher [Q, C] (or None)."""
-    width = max(len(rows) for rows in lists)
-    mask = np.zeros((len(lists), width), dtype=bool)
-    index = np.zeros((len(lists), width), dtype=np.int64)
-    for q, rows in enumerate(lists):
-        mask[q, : len(rows)] = True
-        index[q, : len(rows)] = rows
-    relevance = np.where(mask, data.relevance[index], 0.0)
-    teacher = np.where(mask, data.teacher[index], 0.0) if data.teacher is not None else None
-    flat = [int(i) for rows in lists for i in rows]
-
-    def put(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
-
-    return (
-        flat,
-        put(mask),
-        put(relevance.astype(np.float32)),
-        (put(teacher.astype(np.float32)) if teacher is not None else None),
-    )
 
 
 # -- the loop ----------------------------------------------------------------------------
@@ -483,7 +265,7 @@ def fit_reranker(
                 track(batches, f"{stage} epoch {epoch}/{config.epochs}", len(batches))
             ):
                 mine = [batch[j] for j in distributed.shard_rows(range(len(batch)), procs)]
-                rows, mask, relevance, teacher = _list_batch(train, mine, device)
+                rows, mask, relevance, teacher = list_batch(train, mine, device)
                 factors, share = [1.0, 1.0], None
                 if procs.distributed:
                     scale = shard_scale(
@@ -623,196 +405,3 @@ def fit_reranker(
         atomic_write_text(saved / REPORT_FILE, json.dumps(report, indent=2, default=str) + "\n")
     distributed.wait("writing the selected model")
     return result
-
-
-# -- distillation ------------------------------------------------------------------------
-
-
-@dataclass
-class RerankDistillResult:
-    """Everything :func:`distill_reranker` did."""
-
-    out_dir: Path
-    train: RerankTrainResult
-    scoring: dict[str, Any] | None
-    feature_history: list[dict[str, Any]]
-    layer_map: list[int] | None
-    parameters: int
-    size_bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "out_dir": str(self.out_dir),
-            "train": self.train.to_dict(),
-            "scoring": self.scoring,
-            "feature_history": self.feature_history,
-            "layer_map": self.layer_map,
-            "parameters": self.parameters,
-            "size_bytes": self.size_bytes,
-        }
-
-
-def build_student(
-    teacher: Classifier,
-    *,
-    layers: int | None = None,
-    layer_map: Sequence[int] | None = None,
-    student_dir: str | Path | None = None,
-    seed: int = 0,
-) -> tuple[Classifier, list[int] | None]:
-    """The student before training: teacher layers (default half), or a checkpoint.
-
-    With ``student_dir`` and ``layers``/``layer_map``, the layers are taken from that
-    checkpoint instead of the teacher (e.g. the base encoder's own layers).
-    """
-    from kdedge.distill.student import default_layer_map, student_from_teacher
-    from kdedge.rerank.models import is_reranker
-
-    if layers is not None and layer_map is not None:
-        raise ConfigError("give layers or layer_map, not both")
-    source = teacher
-    if student_dir is not None:
-        source = (
-            load_reranker(student_dir, max_length=teacher.max_length)
-            if is_reranker(student_dir)
-            else reranker_from_encoder(student_dir, max_length=teacher.max_length, seed=seed)
-        )
-        if layers is None and layer_map is None:
-            source.meta.update(role="student")
-            return source, None
-    n = source.model.config.num_hidden_layers
-    chosen = list(layer_map) if layer_map else default_layer_map(n, layers or max(1, n // 2))
-    student = student_from_teacher(source, chosen)
-    return student, student.meta["layer_map"]
-
-
-def distill_reranker(
-    teacher_dir: str | Path,
-    train_groups: Any,
-    val_groups: Any,
-    out_dir: str | Path,
-    *,
-    layers: int | None = None,
-    layer_map: Sequence[int] | None = None,
-    student_dir: str | Path | None = None,
-    loss: RerankLossConfig = RerankLossConfig(),  # noqa: B008 - frozen
-    config: RerankTrainConfig = STUDENT_TRAINING,
-    stage1_epochs: int = 0,
-    cache_dir: str | Path | None = None,
-    max_length: int | None = None,
-    device: str | Placement = "auto",
-    precision: str = "auto",
-    gates: Gates | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    track: Tracker = silent,
-) -> RerankDistillResult:
-    """Distill the reranker in ``teacher_dir`` into a student written to ``out_dir``.
-
-    ``loss.alpha = 1`` is the labels-only baseline: the same student, trained on relevance
-    alone (the teacher then only provides the initial layers). Teacher scores come through
-    the cache in ``cache_dir`` (default ``OUT.cache`` beside ``out_dir``), so a sweep pays
-    for the teacher once. ``stage1_epochs`` > 0 first matches the teacher's hidden states
-    and attention maps on the training pairs (student and teacher must tokenize alike).
-    """
-    from kdedge.rerank.scoring import score_groups_cached
-
-    placement = as_placement(device, precision)
-    train_groups = as_groups(train_groups, "training")
-    val_groups = as_groups(val_groups, "validation")
-    out = Path(out_dir)
-    check_out_dir(out, resume, overwrite)
-    if stage1_epochs < 0:
-        raise ConfigError(f"stage1_epochs must be >= 0, got {stage1_epochs}")
-    teacher = load_reranker(teacher_dir, max_length=max_length)
-    cache = Path(cache_dir) if cache_dir is not None else out.with_name(out.name + ".cache")
-
-    teacher_train, scoring = None, None
-    if loss.needs_teacher:
-        teacher_train, report = score_groups_cached(
-            teacher_dir,
-            train_groups,
-            cache,
-            device=placement,
-            batch_size=config.eval_batch_size,
-            teacher=teacher,
-            track=track,
-        )
-        scoring = report.to_dict()
-
-    student, chosen = build_student(
-        teacher, layers=layers, layer_map=layer_map, student_dir=student_dir, seed=config.seed
-    )
-    student.meta.update(
-        task="rerank",
-        role="student",
-        max_length=teacher.max_length,
-        teacher=str(teacher_dir),
-        labels_only=loss.labels_only,
-        data={
-            "train": describe_groups(train_groups),
-            "validation": describe_groups(val_groups),
-        },
-    )
-    main = distributed.current().main
-    distributed.wait("checking the output directory")
-    if overwrite and not resume and out.exists() and main:
-        shutil.rmtree(out)
-    distributed.wait("clearing the output directory")
-    resuming = resume and (out / CHECKPOINTS / "last" / "state.pt").is_file()
-    feature_history: list[dict[str, Any]] = []
-    if stage1_epochs > 0 and not resuming:  # a resumed run continues from its stage-2 state
-        from kdedge.distill.features import feature_distill
-
-        # Stage 1 shares each batch of pairs out like the intent path (feature_distill).
-        teacher_eager = load_reranker(teacher_dir, max_length=max_length, eager_attention=True)
-        if main:
-            out.mkdir(parents=True, exist_ok=True)
-        feature_history = feature_distill(
-            student,
-            teacher_eager,
-            [(g.query, c.text) for g in train_groups for c in g.candidates],
-            placement,
-            epochs=stage1_epochs,
-            batch_size=config.queries_per_batch * config.candidates_per_query,
-            seed=config.seed,
-            log=EventLog(out / EVENTS_FILE if main else None, run_id=f"features_{out.name}"),
-            track=track,
-        )
-        student.meta["feature_history"] = feature_history
-    del teacher
-    result = fit_reranker(
-        student,
-        train_groups,
-        val_groups,
-        out_dir=out,
-        placement=placement,
-        loss=loss,
-        config=config,
-        teacher_train=teacher_train,
-        gates=gates,
-        stage="rerank_labels_only" if loss.labels_only else f"rerank_{loss.kind}",
-        resume=resume,
-        overwrite=False,
-        meta={"scoring": scoring},
-        report_extra={"scoring": scoring, "feature_history": feature_history},
-        track=track,
-    )
-    return RerankDistillResult(
-        out_dir=out,
-        train=result,
-        scoring=scoring,
-        feature_history=feature_history,
-        layer_map=chosen,
-        parameters=parameter_count(student.model),
-        size_bytes=size_on_disk(out),
-    )
-
-
-def describe_groups(groups: Sequence[Any]) -> dict[str, Any]:
-    """Counts of queries and pairs, for reports and provenance."""
-    return {
-        "queries": len(groups),
-        "candidates": sum(len(g.candidates) for g in groups),
-        "positives": sum(1 for g in groups for c in g.candidates if c.relevance > 0),
-    }

@@ -47,8 +47,8 @@ def rerank_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_rerank_teacher(tiny_base, rerank_files, tmp_path_factory) -> Path:
     """A 4-layer hidden-32 cross-encoder teacher trained for 2 epochs (about a second)."""
+    from kdedge.rerank.config import RerankTrainConfig
     from kdedge.rerank.teacher import teach_reranker
-    from kdedge.rerank.trainer import RerankTrainConfig
 
     out = tmp_path_factory.mktemp("rerank_teacher") / "teacher"
     teach_reranker(

@@ -10,17 +10,8 @@ import numpy as np
 import pytest
 
 from kdedge.errors import DataError
-from kdedge.rerank.data import (
-    MAX_CANDIDATES,
-    Candidate,
-    QueryGroup,
-    read_corpus,
-    read_doc_labels,
-    read_groups,
-    read_queries,
-    relevance_from_labels,
-    write_groups,
-)
+from kdedge.rerank.corpus import read_corpus, read_doc_labels, read_queries, relevance_from_labels
+from kdedge.rerank.data import MAX_CANDIDATES, Candidate, QueryGroup, read_groups, write_groups
 
 GOOD = {
     "query_id": "q1",

@@ -9,17 +9,13 @@ import pytest
 
 from kdedge.distill.models import load_classifier
 from kdedge.errors import ConfigError, DataError
+from kdedge.rerank.config import RerankStopRule, RerankTrainConfig, default_gates
 from kdedge.rerank.data import Candidate, QueryGroup, read_groups
+from kdedge.rerank.distill import distill_reranker
 from kdedge.rerank.losses import RerankLossConfig
 from kdedge.rerank.models import is_reranker, load_reranker, score_groups
 from kdedge.rerank.scoring import pair_text, score_groups_cached, score_pairs_cached
-from kdedge.rerank.trainer import (
-    RerankStopRule,
-    RerankTrainConfig,
-    default_gates,
-    distill_reranker,
-    fit_score_threshold,
-)
+from kdedge.rerank.threshold import fit_score_threshold
 
 QUICK = RerankTrainConfig(
     epochs=2, lr=3e-3, queries_per_batch=6, candidates_per_query=4, early_stop=False, log_every=1
