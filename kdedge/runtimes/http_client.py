@@ -15,64 +15,42 @@ API keys: read once, at construction, from the environment variable named by
 appears in ``repr``, stats or error messages. ``api_key_env=None`` sends no header; so does
 a named variable that is unset (local servers need no key) -- if the server then answers
 401/403, the error has kind ``config`` and names the variable.
+
+The connections are :mod:`kdedge.runtimes.http_pool`'s, the mapping of HTTP failures to
+error kinds :mod:`kdedge.runtimes.http_errors`'s, the per-call counters
+:mod:`kdedge.runtimes.calls`'.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import ssl
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kdedge import __version__
+from kdedge.runtimes.calls import Call, CallStats
 from kdedge.runtimes.fallback_target import (
-    KINDS,
     RAW_LIMIT,
     RETRYABLE,
     FallbackAnswer,
     FallbackError,
     one_line,
 )
+from kdedge.runtimes.http_errors import status_error, transport_error
+from kdedge.runtimes.http_pool import ConnectionPool, display_url, import_httpx
 from kdedge.runtimes.resilience import (
     BreakerTicket,
     CircuitBreaker,
     ConcurrencyLimit,
     RetryPolicy,
-    parse_retry_after,
 )
 from kdedge.runtimes.teacher_reply import BadContent
-
-
-def import_httpx() -> ModuleType:
-    """``import httpx`` without its optional command-line client.
-
-    httpx's ``__init__`` imports ``httpx._main`` whenever click, rich and pygments are
-    installed (they are, for kdedge's CLI), which roughly triples its import time and breaks
-    the runtime's rule of never loading click or rich. Blocking that one submodule during
-    the import makes httpx fall back to its stub ``main``; the block is lifted afterwards.
-    """
-    if "httpx" in sys.modules:
-        return sys.modules["httpx"]
-    blocked = "httpx._main" not in sys.modules
-    if blocked:
-        sys.modules["httpx._main"] = None  # type: ignore[assignment]
-    try:
-        import httpx
-    finally:
-        if blocked and sys.modules.get("httpx._main", 0) is None:
-            del sys.modules["httpx._main"]
-    return httpx
-
 
 if TYPE_CHECKING:
     import httpx
@@ -85,8 +63,6 @@ log = logging.getLogger("kdedge.fallback")
 # A teacher that answered (even with a 4xx, a bad label or unparseable content) is up.
 _UNAVAILABLE = RETRYABLE
 _MAX_BODY = 4 * 1024 * 1024
-RESPONSE_FORMATS = ("json_schema", "json_object", "off")
-"""Structured-output modes, strictest first; a call steps down when a server refuses one."""
 
 
 def _check_labels(labels: Sequence[str]) -> tuple[str, ...]:
@@ -96,44 +72,6 @@ def _check_labels(labels: Sequence[str]) -> tuple[str, ...]:
     if not out or not all(isinstance(label, str) and label for label in out):
         raise ValueError("labels must be a non-empty sequence of non-empty strings")
     return out
-
-
-def _error_snippet(body: bytes) -> str:
-    text = body[:2000].decode("utf-8", errors="replace")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        error = data.get("error", data.get("detail"))
-        if isinstance(error, dict):
-            error = error.get("message", error)
-        if error is not None:
-            text = str(error)
-    return one_line(text)[:200]
-
-
-def display_url(url: httpx.URL) -> str:
-    """The URL without user info, for names and messages."""
-    return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}".rstrip("/")
-
-
-def _ssl_verify(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
-    if isinstance(verify, (bool, ssl.SSLContext)):
-        return verify
-    path = Path(verify)
-    if not path.exists():
-        raise FallbackError(
-            "config",
-            f"CA bundle {verify} does not exist",
-            fix="pass verify=<path to a PEM bundle or directory>, True or False",
-        )
-    if path.is_dir():
-        return ssl.create_default_context(capath=str(path))
-    return ssl.create_default_context(cafile=str(path))
-
-
-# ----------------------------------------------------------------------------- core
 
 
 @dataclass
@@ -152,67 +90,6 @@ class Outcome:
     label: str | None
     text: str | None
     raw: str
-
-
-@dataclass
-class Call:
-    """Mutable state of one call, across its attempts."""
-
-    level: int = len(RESPONSE_FORMATS) - 1
-    attempts: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class _Stats:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls = 0
-        self.ok = 0
-        self.failed = dict.fromkeys(KINDS, 0)
-        self.in_flight = 0
-        self.attempts = 0
-        self.retries = 0
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        self.cost = 0.0
-        self.latency_ms_total = 0.0
-
-    def begin(self) -> None:
-        with self._lock:
-            self.in_flight += 1
-
-    def end(self, call: Call, latency_ms: float, cost: float, kind: str | None) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            self.calls += 1
-            if kind is None:
-                self.ok += 1
-            else:
-                self.failed[kind] += 1
-            self.attempts += call.attempts
-            self.retries += call.retries
-            self.prompt_tokens += call.prompt_tokens
-            self.completion_tokens += call.completion_tokens
-            self.cost += cost
-            self.latency_ms_total += latency_ms
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "calls": self.calls,
-                "ok": self.ok,
-                "failed": dict(self.failed),
-                "in_flight": self.in_flight,
-                "attempts": self.attempts,
-                "retries": self.retries,
-                "rejected_open": self.failed["circuit_open"],
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "cost": self.cost,
-                "latency_ms_mean": self.latency_ms_total / self.calls if self.calls else 0.0,
-            }
 
 
 _C = TypeVar("_C", bound="ResilientClient")
@@ -260,15 +137,17 @@ class ResilientClient:
         self._headers = {"Accept": "application/json", "User-Agent": f"kdedge/{__version__}"}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
-        self._verify = _ssl_verify(verify)
-        self._transport = transport
-        self._async_transport = async_transport
-        self._lock = threading.Lock()
-        self._client: httpx.Client | None = None
-        self._aclients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-        self._closed = False
-        self._stats = _Stats()
-        self._pending_closes: set[Any] = set()
+        self._pool = ConnectionPool(
+            timeout=self.timeout,
+            verify=verify,
+            headers=self._headers,
+            transport=transport,
+            async_transport=async_transport,
+            closed_error=lambda: self._error(
+                "config", "the client is closed", fix="create a new fallback client"
+            ),
+        )
+        self._stats = CallStats()
 
     # -- lifecycle
 
@@ -288,76 +167,12 @@ class ResilientClient:
         await self.aclose()
 
     def close(self) -> None:
-        """Close the HTTP connections. Async connections of a loop that is still running in
-        another thread are closed there; call :meth:`aclose` from async code instead."""
-        with self._lock:
-            self._closed = True
-            client, self._client = self._client, None
-            aclients, self._aclients = self._aclients, {}
-        if client is not None:
-            client.close()
-        for loop, aclient in aclients.items():
-            if loop.is_closed():
-                continue
-            if not loop.is_running():
-                with contextlib.suppress(RuntimeError):  # another loop runs in this thread
-                    loop.run_until_complete(aclient.aclose())
-                continue
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is loop:
-                task = loop.create_task(aclient.aclose())
-                self._pending_closes.add(task)
-                task.add_done_callback(self._pending_closes.discard)
-            else:
-                asyncio.run_coroutine_threadsafe(aclient.aclose(), loop)
+        """Close the HTTP connections (:meth:`ConnectionPool.close`); later calls fail."""
+        self._pool.close()
 
     async def aclose(self) -> None:
-        """Close this event loop's connections, then everything else (see :meth:`close`)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            self._closed = True
-            aclient = self._aclients.pop(loop, None)
-        if aclient is not None:
-            await aclient.aclose()
-        self.close()
-
-    def _closed_error(self) -> FallbackError:
-        return self._error("config", "the client is closed", fix="create a new fallback client")
-
-    def _sync_client(self) -> httpx.Client:
-        with self._lock:
-            if self._closed:
-                raise self._closed_error()
-            if self._client is None:
-                self._client = httpx.Client(
-                    timeout=httpx.Timeout(self.timeout),
-                    verify=self._verify,
-                    transport=self._transport,
-                    headers=self._headers,
-                    follow_redirects=False,
-                )
-            return self._client
-
-    def _async_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._closed:
-                raise self._closed_error()
-            aclient = self._aclients.get(loop)
-            if aclient is None:
-                for old in [lp for lp in self._aclients if lp.is_closed()]:
-                    del self._aclients[old]  # its loop is gone; nothing can close it now
-                aclient = self._aclients[loop] = httpx.AsyncClient(
-                    timeout=httpx.Timeout(self.timeout),
-                    verify=self._verify,
-                    transport=self._async_transport,
-                    headers=self._headers,
-                    follow_redirects=False,
-                )
-            return aclient
+        """Close this event loop's connections, then everything else."""
+        await self._pool.aclose()
 
     # -- stats
 
@@ -381,76 +196,19 @@ class ResilientClient:
         )
 
     def _transport_error(self, exc: httpx.HTTPError) -> FallbackError:
-        where = display_url(self.base_url)
-        if isinstance(exc, httpx.TimeoutException):
-            return self._error(
-                "timeout",
-                f"no answer within {self.timeout:g} s ({type(exc).__name__})",
-                fix="raise the fallback timeout or check the teacher's load",
-            )
-        if isinstance(exc, httpx.DecodingError):
-            return self._error("malformed", f"response body could not be decoded: {exc}")
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return self._error(
-                "connection",
-                f"TLS certificate of {where} not trusted ({detail})",
-                fix="pass verify=<CA bundle path>, or verify=False for a test server",
-                retryable=False,
-            )
-        return self._error(
-            "connection",
-            f"connection to {where} failed ({detail})",
-            fix="check that the teacher is running and reachable",
-        )
+        return transport_error(exc, error=self._error, base_url=self.base_url, timeout=self.timeout)
 
     def _status_error(self, resp: Response, path: str) -> FallbackError | None:
-        status = resp.status
-        if 200 <= status < 300:
-            return None
-        snippet = _error_snippet(resp.body)
-        retry_after = parse_retry_after(resp.headers.get("retry-after"))
-        if status == 429:
-            wait = f", Retry-After {retry_after:g} s" if retry_after is not None else ""
-            return self._error(
-                "rate_limited",
-                f"rate limited (HTTP 429{wait}): {snippet}",
-                fix="lower the fallback rate or raise the teacher's quota",
-                status=status,
-                retry_after=retry_after,
-            )
-        if status >= 500:
-            return self._error(
-                "http_5xx",
-                f"teacher error HTTP {status}: {snippet}",
-                fix="check the teacher's logs",
-                status=status,
-                retry_after=retry_after,
-            )
-        if status in (401, 403):
-            if self.api_key_env and self._secret is None:
-                return self._error(
-                    "config",
-                    f"HTTP {status} and the API key variable {self.api_key_env} is not set",
-                    fix=f"export {self.api_key_env}=<your key>",
-                    status=status,
-                )
-            fix = (
-                f"check the key in {self.api_key_env}"
-                if self.api_key_env
-                else "this teacher needs a key: pass api_key_env=<variable holding it>"
-            )
-            return self._error("http_4xx", f"HTTP {status}: {snippet}", fix=fix, status=status)
-        if 300 <= status < 400:
-            location = resp.headers.get("location", "?")
-            return self._error(
-                "http_4xx",
-                f"HTTP {status} redirect to {location}",
-                fix="use the final URL as the fallback URL",
-                status=status,
-            )
-        fix = f"check the URL ({display_url(self.base_url)}{path})" if status == 404 else ""
-        return self._error("http_4xx", f"HTTP {status}: {snippet}", fix=fix, status=status)
+        return status_error(
+            resp.status,
+            resp.headers,
+            resp.body,
+            path,
+            error=self._error,
+            base_url=self.base_url,
+            api_key_env=self.api_key_env,
+            has_key=self._secret is not None,
+        )
 
     # -- transport
 
@@ -468,7 +226,7 @@ class ResilientClient:
             )
 
     def _send(self, call: Call, path: str, payload: dict[str, Any]) -> Response:
-        client = self._sync_client()
+        client = self._pool.client()
         call.attempts += 1
         deadline = time.monotonic() + self.timeout
         try:
@@ -483,7 +241,7 @@ class ResilientClient:
             raise self._transport_error(exc) from exc
 
     async def _asend(self, call: Call, path: str, payload: dict[str, Any]) -> Response:
-        client = self._async_client()
+        client = self._pool.aclient()
         call.attempts += 1
         deadline = time.monotonic() + self.timeout
 

@@ -22,17 +22,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kdedge.runtimes.calls import RESPONSE_FORMATS, Call
 from kdedge.runtimes.fallback_target import KDEDGE_PREFIX, RAW_LIMIT, FallbackAnswer, FallbackError
-from kdedge.runtimes.http_client import (
-    RESPONSE_FORMATS,
-    Call,
-    Outcome,
-    ResilientClient,
-    Response,
-    display_url,
-    ensure,
-    import_httpx,
-)
+from kdedge.runtimes.http_client import Outcome, ResilientClient, Response, ensure
+from kdedge.runtimes.http_pool import display_url, import_httpx
 from kdedge.runtimes.teacher_reply import BadContent, match_label, read_label
 
 if TYPE_CHECKING:
