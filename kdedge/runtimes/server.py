@@ -282,6 +282,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        path = self.path.split("?")[0]
+        # counted before the reply leaves: a client that reads /metrics right after its
+        # answer must see it. Known paths only: a label per invented path grows unbounded.
+        self.server.metrics.requests.labels(
+            path if path in KNOWN_PATHS else "other", str(status)
+        ).inc()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -290,11 +296,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self._replied = True
         self.wfile.write(body)
-        path = self.path.split("?")[0]
-        # known paths only: a label per path a client invents would grow without bound
-        self.server.metrics.requests.labels(
-            path if path in KNOWN_PATHS else "other", str(status)
-        ).inc()
         if not self.close_connection:
             self.server.connections.reading(self.request)
 
