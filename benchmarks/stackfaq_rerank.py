@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--queries-per-batch", type=int, default=8)
     p.add_argument("--candidates-per-query", type=int, default=4)
+    p.add_argument(
+        "--student-candidates-per-query",
+        type=int,
+        help="candidates per query per step for the students (default: --candidates-per-query)",
+    )
     p.add_argument("--alpha", type=float, default=0.5, help="label weight of distilled students")
     p.add_argument("--temperature", type=float, default=1.0, help="listwise KL temperature")
     p.add_argument(
@@ -78,7 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--render", action="store_true", help="only rewrite the Markdown table from --out"
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.student_candidates_per_query is None:
+        args.student_candidates_per_query = args.candidates_per_query
+    return args
 
 
 def host() -> dict[str, Any]:
@@ -100,6 +108,72 @@ def host() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+# the settings that shape each model: a reused model must have been trained with them
+COMMON_SETTINGS = ("max_length", "train_k", "val_candidates", "train_queries", "queries_per_batch")
+TEACHER_SETTINGS = (
+    *COMMON_SETTINGS,
+    "base",
+    "teacher_epochs",
+    "teacher_lr",
+    "candidates_per_query",
+)
+STUDENT_SETTINGS = (
+    *COMMON_SETTINGS,
+    "student_epochs",
+    "student_lr",
+    "layers",
+    "alpha",
+    "temperature",
+    "stage1_epochs",
+    "student_candidates_per_query",
+    "seed",
+)
+STAMP = "bench_settings.json"
+
+
+def settings_of(args: argparse.Namespace, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in keys}
+
+
+def student_dir(args: argparse.Namespace, name: str) -> Path:
+    """One directory per student and settings: runs with other settings never reuse (or
+    overwrite) it. The original seed-only names are kept for the default settings."""
+    import hashlib
+
+    tag = f"_seed{args.seed}" if args.seed else ""
+    settings = settings_of(args, STUDENT_SETTINGS)
+    defaults = settings_of(parse_args(["--max-length", str(args.max_length)]), STUDENT_SETTINGS)
+    defaults["seed"] = args.seed
+    if settings != defaults:
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        tag += f"_{digest[:8]}"
+    return args.work / f"student_{name}{tag}"
+
+
+def reusable(args: argparse.Namespace, model_dir: Path, keys: tuple[str, ...]) -> bool:
+    """--reuse and a finished model trained with these settings (a model without a stamp,
+    from before stamps, is reused as it is)."""
+    if not (args.reuse and (model_dir / "kdedge.json").is_file()):
+        return False
+    stamp = model_dir / STAMP
+    if not stamp.is_file():
+        print(f"{model_dir.name}: no {STAMP}; reused as it is", flush=True)
+        return True
+    wanted = json.loads(json.dumps(settings_of(args, keys)))
+    if json.loads(stamp.read_text()) != wanted:
+        raise SystemExit(
+            f"{model_dir} was trained with other settings (see {stamp}); "
+            "use another --work or drop --reuse"
+        )
+    return True
+
+
+def stamp(args: argparse.Namespace, model_dir: Path, keys: tuple[str, ...]) -> None:
+    from kdedge.atomic import atomic_write_text
+
+    atomic_write_text(model_dir / STAMP, json.dumps(settings_of(args, keys), indent=2) + "\n")
 
 
 def cut(group: Any, k: int) -> Any:
@@ -210,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seed=args.seed,
         min_epochs=min(2, args.teacher_epochs),
     )
-    if not (args.reuse and (teacher_dir / "kdedge.json").is_file()):
+    if not reusable(args, teacher_dir, TEACHER_SETTINGS):
         t0 = time.perf_counter()
         teach_reranker(
             resolve_model(args.base),
@@ -223,6 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             overwrite=True,
         )
         walls["teacher_train_s"] = round(time.perf_counter() - t0, 1)
+        stamp(args, teacher_dir, TEACHER_SETTINGS)
         print(f"teacher trained in {walls['teacher_train_s']} s", flush=True)
     record("teacher", teacher_dir)
 
@@ -231,6 +306,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         epochs=args.student_epochs,
         lr=args.student_lr,
         min_epochs=min(2, args.student_epochs),
+        candidates_per_query=args.student_candidates_per_query,
     )
     losses = {
         "labels_only": RerankLossConfig(alpha=1.0),
@@ -242,8 +318,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ),
     }
     for name in students:
-        out = args.work / (f"student_{name}" + (f"_seed{args.seed}" if args.seed else ""))
-        if not (args.reuse and (out / "kdedge.json").is_file()):
+        out = student_dir(args, name)
+        if not reusable(args, out, STUDENT_SETTINGS):
             t0 = time.perf_counter()
             result = distill_reranker(
                 teacher_dir,
@@ -261,6 +337,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 overwrite=True,
             )
             walls[f"{name}_train_s"] = round(time.perf_counter() - t0, 1)
+            stamp(args, out, STUDENT_SETTINGS)
             print(
                 f"{name}: trained in {walls[f'{name}_train_s']} s "
                 f"(best epoch {result.train.best_epoch})",
@@ -349,7 +426,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Training: teacher {s['teacher_epochs']} epochs (lr {s['teacher_lr']}), students "
         f"{s['student_epochs']} epochs (lr {s['student_lr']}), {s['queries_per_batch']} queries "
-        f"x {s['candidates_per_query']} candidates per step, train lists BM25 top "
+        f"x {s['candidates_per_query']} candidates per step (students "
+        f"{s.get('student_candidates_per_query') or s['candidates_per_query']}), "
+        f"train lists BM25 top "
         f"{s['train_k']} + positives, validation lists top {s['val_candidates']} + positives, "
         f"distilled students alpha {s['alpha']} (label weight). Seed {s['seed']}.",
         "",
