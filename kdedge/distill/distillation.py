@@ -15,6 +15,7 @@ from kdedge.data.io import check_labels
 from kdedge.data.prepare import load_prepared
 from kdedge.data.records import Example
 from kdedge.distill import distributed
+from kdedge.distill.checkpoints import CHECKPOINTS
 from kdedge.distill.device import Placement
 from kdedge.distill.events import EventLog
 from kdedge.distill.features import feature_distill
@@ -31,7 +32,7 @@ from kdedge.distill.models import (
 )
 from kdedge.distill.student import default_layer_map, student_from_teacher
 from kdedge.distill.taxonomy import Taxonomy
-from kdedge.distill.trainer import CHECKPOINTS, EVENTS_FILE, TrainConfig, TrainResult, fit
+from kdedge.distill.trainer import EVENTS_FILE, TrainConfig, TrainResult, fit
 from kdedge.distill.vocab import trim_vocabulary
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent

@@ -32,7 +32,7 @@ from kdedge.distill.events import EventLog
 from kdedge.distill.inference import encode
 from kdedge.distill.losses import attention_mse, hidden_mse
 from kdedge.distill.models import Classifier, quiet_transformers
-from kdedge.distill.trainer import adamw
+from kdedge.distill.optim import adamw
 from kdedge.errors import ConfigError
 from kdedge.progress import Tracker, silent
 

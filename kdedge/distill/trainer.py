@@ -28,10 +28,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdedge.atomic import atomic_dir, atomic_write_text
+from kdedge.atomic import atomic_write_text
 from kdedge.data.records import Example
 from kdedge.distill import distributed
 from kdedge.distill.batching import TokenTable, device_batches, shuffled_buckets
+from kdedge.distill.checkpoints import (
+    CHECKPOINTS,
+    load_state,
+    read_weights,
+    read_weights_or_none,
+    save_state,
+    write_weights,
+)
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.distill.events import EventLog
 from kdedge.distill.gates import ClassifierStopRule, EpochSignals, Gates, check_gates
@@ -46,11 +54,11 @@ from kdedge.distill.losses import (
 )
 from kdedge.distill.metrics import classification_report
 from kdedge.distill.models import Classifier, save_classifier
+from kdedge.distill.optim import lr_schedule, make_optimizer
 from kdedge.distill.probability import mean_entropy, softmax
 from kdedge.errors import ConfigError, DataError
 from kdedge.progress import Tracker, silent
 
-CHECKPOINTS = "checkpoints"
 EVENTS_FILE = "events.jsonl"
 REPORT_FILE = "training_report.json"
 HARD_LABELS_ONLY = LossConfig(alpha=0.0)
@@ -114,45 +122,6 @@ class TrainResult:
     @property
     def best(self) -> dict[str, Any]:
         return next(h for h in self.history if h["epoch"] == self.best_epoch)
-
-
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay off for biases and norms (fused where the device has it)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return adamw(groups, config.lr)
-
-
-def adamw(params: Any, lr: float) -> torch.optim.AdamW:
-    """AdamW with the fused kernel where the device has one.
-
-    The fused kernel updates every parameter in one pass instead of one tensor at a time;
-    a small student updates its whole embedding matrix every step, so this shows on CPU
-    too (the "+fused" rung of ``benchmarks/train_speed.py``).
-    """
-    try:
-        return torch.optim.AdamW(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError):  # pragma: no cover - a device without the kernel
-        return torch.optim.AdamW(params, lr=lr)
-
-
-def lr_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
-    """Linear warmup over ``warmup_ratio`` of the steps, then linear decay to zero."""
-    warmup = max(1, int(total_steps * warmup_ratio))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def evaluate_logits(
@@ -378,7 +347,7 @@ def fit(
             best_epoch, best_score = epoch, gate_report.score
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if procs.main:
-                _write_weights(ckpt_dir / "best", best_state)
+                write_weights(ckpt_dir / "best", best_state)
         if procs.main:
             save_state(
                 ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, best_score
@@ -398,7 +367,7 @@ def fit(
     if best_state is None:  # nothing passed the gates: ship the best-scoring epoch, flagged
         best_epoch = max(history, key=lambda h: h["score"])["epoch"] if history else 0
         if best_epoch != history[-1]["epoch"]:
-            best_state = _read_weights_or_none(ckpt_dir / "best")
+            best_state = read_weights_or_none(ckpt_dir / "best")
     if best_state is not None:
         model.load_state_dict(best_state)
     best_record = next(h for h in history if h["epoch"] == best_epoch)
@@ -470,58 +439,6 @@ def _gpu_mem_gb(placement: Placement) -> float | None:
     if placement.name != "cuda":
         return None
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
-
-
-def save_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
-    """Write ``state`` as ``directory/model.safetensors`` (``directory`` is a temp dir)."""
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
-
-
-def _write_weights(directory: Path, state: dict[str, torch.Tensor]) -> None:
-    with atomic_dir(directory) as tmp:
-        save_weights(tmp, state)
-
-
-def read_weights(directory: Path) -> dict[str, torch.Tensor]:
-    """The ``model.safetensors`` of a checkpoint directory."""
-    from safetensors.torch import load_file
-
-    return load_file(str(directory / "model.safetensors"))
-
-
-def _read_weights_or_none(directory: Path) -> dict[str, torch.Tensor] | None:
-    return read_weights(directory) if (directory / "model.safetensors").is_file() else None
-
-
-def save_state(
-    ckpt_dir, model, optimizer, scheduler, epoch, history, best_epoch, best_score
-) -> None:
-    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    with atomic_dir(ckpt_dir / "last") as tmp:
-        save_weights(tmp, state)
-        torch.save(
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "history": history,
-                "best_epoch": best_epoch,
-                "best_score": best_score,
-            },
-            tmp / "state.pt",
-        )
-
-
-def load_state(ckpt_dir, model, optimizer, scheduler) -> dict[str, Any]:
-    """Restore the last finished epoch into model, optimizer and scheduler; its record."""
-    last = ckpt_dir / "last"
-    model.load_state_dict(read_weights(last))
-    state = torch.load(last / "state.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return state
 
 
 def _finish(clf: Classifier, out_dir: Path, result: TrainResult, meta: dict, stage: str) -> None:

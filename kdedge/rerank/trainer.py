@@ -40,19 +40,13 @@ import torch
 from kdedge.atomic import atomic_dir, atomic_write_text
 from kdedge.distill import distributed
 from kdedge.distill.batching import sorted_batches
+from kdedge.distill.checkpoints import load_state, read_weights, save_state, save_weights
 from kdedge.distill.device import Placement, explain_device_errors, resolve
 from kdedge.distill.events import EventLog
 from kdedge.distill.gates import Gates, check_gates
 from kdedge.distill.models import Classifier, parameter_count, size_on_disk
-from kdedge.distill.trainer import (
-    load_state,
-    lr_schedule,
-    make_optimizer,
-    open_run_dir,
-    read_weights,
-    save_state,
-    save_weights,
-)
+from kdedge.distill.optim import lr_schedule, make_optimizer
+from kdedge.distill.trainer import open_run_dir
 from kdedge.errors import ConfigError, DataError
 from kdedge.progress import Tracker, silent
 from kdedge.rerank.config import RANKING_METRICS, RerankStopRule, RerankTrainConfig, default_gates

@@ -56,7 +56,8 @@ def test_buckets_cut_padding_and_keep_every_row_once():
 
 def test_training_uses_the_fused_optimizer(tiny_teacher):
     from kdedge.distill.models import load_classifier
-    from kdedge.distill.trainer import TrainConfig, make_optimizer
+    from kdedge.distill.optim import make_optimizer
+    from kdedge.distill.trainer import TrainConfig
 
     model = load_classifier(tiny_teacher).model
     optimizer = make_optimizer(model, TrainConfig())
