@@ -11,20 +11,17 @@ OpenVINO IR or GGUF, and file names that could hold a pickle are refused.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import math
-import numbers
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kdedge import jsonout
 from kdedge.errors import BundleError, ModelError
+from kdedge.runtimes import manifest_fields as check
 
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
@@ -40,95 +37,7 @@ BENCH_FIGURES = ("p50_ms", "tg_tokens_per_s")
 _OPTIONAL_TABLES = ("router", "gates", "provenance", "selection", "generation", "benchmarks")
 
 
-# -- the manifest schema -------------------------------------------------------------------
-# One schema, checked in two places that share these helpers: the dataclasses'
-# __post_init__ check values, so the exporter (which builds these classes) can never write
-# a manifest the reader refuses; from_dict checks JSON types before building them. Every
-# failure is a BundleError naming the field, e.g. "field 'tokenizer.max_length' must be an
-# integer from 1 to 1048576, got -3".
-
-
-def _bad(name: str, expected: str, value: Any) -> BundleError:
-    text = repr(value)
-    shown = text if len(text) <= 60 else text[:60] + "..."
-    detail = f"must be {expected}, got {shown}"
-    return BundleError(f"field '{name}' {detail}", field=name, detail=detail)
-
-
-@contextlib.contextmanager
-def _within(prefix: str) -> Iterator[None]:
-    """Name the fields of errors raised inside after ``prefix`` (``artifacts[1]`` ...)."""
-    try:
-        yield
-    except BundleError as exc:
-        if exc.field is None or not exc.detail:
-            raise
-        name = f"{prefix}.{exc.field}"
-        raise BundleError(f"field '{name}' {exc.detail}", field=name, detail=exc.detail) from None
-
-
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _bad(name, "a non-empty string", value)
-    return value
-
-
-def _integer(value: Any, name: str, low: int, high: int | None = None) -> int:
-    # numbers.Integral: the exporter may hand over numpy integers; JSON gives int
-    in_range = not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= low
-    if not in_range or (high is not None and value > high):
-        expected = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-        raise _bad(name, expected, value)
-    return value
-
-
-def _finite(value: Any) -> bool:
-    """A real number (not a bool) that is finite as a float (10**400 is not: it overflows)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _positive(value: Any, name: str) -> float:
-    if not _finite(value) or value <= 0:
-        raise _bad(name, "a finite number > 0", value)
-    return float(value)
-
-
-def _figure(value: Any, name: str) -> None:
-    """A measured figure: a finite number >= 0, or null."""
-    if value is None:
-        return
-    if not _finite(value) or value < 0:
-        raise _bad(name, "a finite number >= 0 or null", value)
-
-
-def _table(value: Any, name: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad(name, "a JSON object", value)
-    return value
-
-
-def _texts(value: Any, name: str, *, allow_empty: bool = True) -> tuple[str, ...]:
-    if not isinstance(value, (list, tuple)) or (not value and not allow_empty):
-        raise _bad(name, "a JSON array of strings" + ("" if allow_empty else ", not empty"), value)
-    return tuple(_text(v, f"{name}[{i}]") for i, v in enumerate(value))
-
-
-def _tuples(obj: Any, *names: str) -> None:
-    """Store list fields of a frozen dataclass as tuples (the writer may pass lists)."""
-    for name in names:
-        if isinstance(getattr(obj, name), list):
-            object.__setattr__(obj, name, tuple(getattr(obj, name)))
-
-
-def _get(d: dict[str, Any], key: str, name: str) -> Any:
-    if key not in d:
-        raise BundleError(f"field '{name}' is missing", field=name, detail="is missing")
-    return d[key]
+# -- the manifest schema (field checks: kdedge.runtimes.manifest_fields) ---------------
 
 
 def sha256_file(path: str | Path) -> str:
@@ -148,12 +57,12 @@ class FileEntry:
     bytes: int
 
     def __post_init__(self) -> None:
-        _text(self.path, "path")
+        check.text(self.path, "path")
         if "\x00" in self.path or "\\" in self.path:
-            raise _bad("path", "a POSIX path (no NUL, no backslash)", self.path)
+            raise check.bad("path", "a POSIX path (no NUL, no backslash)", self.path)
         if not isinstance(self.sha256, str) or not _SHA256.fullmatch(self.sha256):
-            raise _bad("sha256", "64 lowercase hex digits", self.sha256)
-        _integer(self.bytes, "bytes", 0)
+            raise check.bad("sha256", "64 lowercase hex digits", self.sha256)
+        check.integer(self.bytes, "bytes", 0)
 
     @classmethod
     def of(cls, root: Path, relative: str) -> FileEntry:
@@ -162,7 +71,11 @@ class FileEntry:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileEntry:
-        return cls(_get(d, "path", "path"), _get(d, "sha256", "sha256"), _get(d, "bytes", "bytes"))
+        return cls(
+            check.get(d, "path", "path"),
+            check.get(d, "sha256", "sha256"),
+            check.get(d, "bytes", "bytes"),
+        )
 
 
 @dataclass(frozen=True)
@@ -180,23 +93,23 @@ class Artifact:
     details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _tuples(self, "files", "target_hints")
+        check.tuples(self, "files", "target_hints")
         for key in ("name", "format", "precision", "backend"):
-            _text(getattr(self, key), key)
+            check.text(getattr(self, key), key)
         if not isinstance(self.files, tuple) or not self.files:
-            raise _bad("files", "a non-empty list of files", self.files)
+            raise check.bad("files", "a non-empty list of files", self.files)
         for i, entry in enumerate(self.files):
             if not isinstance(entry, FileEntry):
-                raise _bad(f"files[{i}]", "a file entry", entry)
+                raise check.bad(f"files[{i}]", "a file entry", entry)
         if len({f.path for f in self.files}) != len(self.files):
-            raise _bad("files", "a list of distinct paths", [f.path for f in self.files])
+            raise check.bad("files", "a list of distinct paths", [f.path for f in self.files])
         if self.status not in ARTIFACT_STATUSES:
-            raise _bad("status", " or ".join(map(repr, ARTIFACT_STATUSES)), self.status)
-        _texts(self.target_hints, "target_hints")
-        _table(self.parity, "parity")
-        _table(self.details, "details")
+            raise check.bad("status", " or ".join(map(repr, ARTIFACT_STATUSES)), self.status)
+        check.texts(self.target_hints, "target_hints")
+        check.table(self.parity, "parity")
+        check.table(self.details, "details")
         for key in PARITY_FIGURES:  # what artifact selection ranks by
-            _figure(self.parity.get(key), f"parity.{key}")
+            check.figure(self.parity.get(key), f"parity.{key}")
 
     @property
     def size_bytes(self) -> int:
@@ -215,24 +128,24 @@ class Artifact:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Artifact:
-        files = _get(d, "files", "files")
+        files = check.get(d, "files", "files")
         if not isinstance(files, list) or not files:
-            raise _bad("files", "a non-empty list of files", files)
+            raise check.bad("files", "a non-empty list of files", files)
         entries = []
         for i, f in enumerate(files):
-            _table(f, f"files[{i}]")
-            with _within(f"files[{i}]"):
+            check.table(f, f"files[{i}]")
+            with check.within(f"files[{i}]"):
                 entries.append(FileEntry.from_dict(f))
         return cls(
-            name=_get(d, "name", "name"),
-            format=_get(d, "format", "format"),
-            precision=_get(d, "precision", "precision"),
-            backend=_get(d, "backend", "backend"),
+            name=check.get(d, "name", "name"),
+            format=check.get(d, "format", "format"),
+            precision=check.get(d, "precision", "precision"),
+            backend=check.get(d, "backend", "backend"),
             files=tuple(entries),
             status=d.get("status", "passed"),
-            target_hints=_texts(d.get("target_hints", []), "target_hints"),
-            parity=_table(d.get("parity", {}), "parity"),
-            details=_table(d.get("details", {}), "details"),
+            target_hints=check.texts(d.get("target_hints", []), "target_hints"),
+            parity=check.table(d.get("parity", {}), "parity"),
+            details=check.table(d.get("details", {}), "details"),
         )
 
 
@@ -261,10 +174,10 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        _tuples(self, "labels", "artifacts", "inputs")
-        _integer(self.schema_version, "schema_version", 1, SCHEMA_VERSION)
-        _text(self.task, "task")
-        _texts(self.labels, "labels")
+        check.tuples(self, "labels", "artifacts", "inputs")
+        check.integer(self.schema_version, "schema_version", 1, SCHEMA_VERSION)
+        check.text(self.task, "task")
+        check.texts(self.labels, "labels")
         seen: set[str] = set()
         for label in self.labels:
             if label in seen:
@@ -272,32 +185,34 @@ class Manifest:
                 raise BundleError(f"field 'labels' {detail}", field="labels", detail=detail)
             seen.add(label)
         if self.task == "intent" and len(self.labels) < 2:
-            raise _bad("labels", "at least 2 labels for an intent classifier", list(self.labels))
-        _integer(self.max_length, "tokenizer.max_length", 1, MAX_LENGTH_LIMIT)
-        _positive(self.temperature, "calibration.temperature")
+            raise check.bad(
+                "labels", "at least 2 labels for an intent classifier", list(self.labels)
+            )
+        check.integer(self.max_length, "tokenizer.max_length", 1, MAX_LENGTH_LIMIT)
+        check.positive(self.temperature, "calibration.temperature")
         if not isinstance(self.tokenizer, FileEntry):
-            raise _bad("tokenizer", "a file entry", self.tokenizer)
-        _texts(self.inputs, "inputs", allow_empty=False)
+            raise check.bad("tokenizer", "a file entry", self.tokenizer)
+        check.texts(self.inputs, "inputs", allow_empty=False)
         if not isinstance(self.artifacts, tuple) or not self.artifacts:
-            raise _bad("artifacts", "a non-empty list of artifacts", self.artifacts)
+            raise check.bad("artifacts", "a non-empty list of artifacts", self.artifacts)
         names: set[str] = set()
         for i, a in enumerate(self.artifacts):
             if not isinstance(a, Artifact):
-                raise _bad(f"artifacts[{i}]", "an artifact", a)
+                raise check.bad(f"artifacts[{i}]", "an artifact", a)
             if a.name in names:
-                raise _bad(f"artifacts[{i}].name", "unique among the artifacts", a.name)
+                raise check.bad(f"artifacts[{i}].name", "unique among the artifacts", a.name)
             names.add(a.name)
         for key in ("calibration", *_OPTIONAL_TABLES):
-            _table(getattr(self, key), key)
+            check.table(getattr(self, key), key)
         for target, run in self.benchmarks.items():  # what artifact selection ranks by
-            figures = _table(
-                _table(run, f"benchmarks.{target}").get("artifacts", {}),
+            figures = check.table(
+                check.table(run, f"benchmarks.{target}").get("artifacts", {}),
                 f"benchmarks.{target}.artifacts",
             )
             for name, row in figures.items():
                 where = f"benchmarks.{target}.artifacts.{name}"
                 for key in BENCH_FIGURES:
-                    _figure(_table(row, where).get(key), f"{where}.{key}")
+                    check.figure(check.table(row, where).get(key), f"{where}.{key}")
 
     def artifact(self, name: str) -> Artifact:
         for a in self.artifacts:
@@ -357,31 +272,33 @@ class Manifest:
 
     @classmethod
     def _parse(cls, d: dict[str, Any], version: int) -> Manifest:
-        labels = _get(d, "labels", "labels")
+        labels = check.get(d, "labels", "labels")
         if not isinstance(labels, list):  # a string would be read as its characters
-            raise _bad("labels", "a JSON array of strings", labels)
-        tok = _table(_get(d, "tokenizer", "tokenizer"), "tokenizer")
-        with _within("tokenizer"):
+            raise check.bad("labels", "a JSON array of strings", labels)
+        tok = check.table(check.get(d, "tokenizer", "tokenizer"), "tokenizer")
+        with check.within("tokenizer"):
             tokenizer = FileEntry.from_dict(tok)
-        calibration = dict(_table(d.get("calibration", {}), "calibration"))
-        artifacts = _get(d, "artifacts", "artifacts")
+        calibration = dict(check.table(d.get("calibration", {}), "calibration"))
+        artifacts = check.get(d, "artifacts", "artifacts")
         if not isinstance(artifacts, list) or not artifacts:
-            raise _bad("artifacts", "a non-empty list of artifacts", artifacts)
+            raise check.bad("artifacts", "a non-empty list of artifacts", artifacts)
         parsed = []
         for i, a in enumerate(artifacts):
-            _table(a, f"artifacts[{i}]")
-            with _within(f"artifacts[{i}]"):
+            check.table(a, f"artifacts[{i}]")
+            with check.within(f"artifacts[{i}]"):
                 parsed.append(Artifact.from_dict(a))
         inputs = d.get("inputs", ["input_ids", "attention_mask"])
-        tables = {key: _table(d.get(key, {}), key) for key in _OPTIONAL_TABLES}
+        tables = {key: check.table(d.get(key, {}), key) for key in _OPTIONAL_TABLES}
         return cls(
-            task=_text(_get(d, "task", "task"), "task"),
-            labels=_texts(labels, "labels"),
-            max_length=_get(tok, "max_length", "tokenizer.max_length"),
-            temperature=_positive(calibration.pop("temperature", 1.0), "calibration.temperature"),
+            task=check.text(check.get(d, "task", "task"), "task"),
+            labels=check.texts(labels, "labels"),
+            max_length=check.get(tok, "max_length", "tokenizer.max_length"),
+            temperature=check.positive(
+                calibration.pop("temperature", 1.0), "calibration.temperature"
+            ),
             artifacts=tuple(parsed),
             tokenizer=tokenizer,
-            inputs=_texts(inputs, "inputs", allow_empty=False),
+            inputs=check.texts(inputs, "inputs", allow_empty=False),
             calibration=calibration,
             schema_version=version,
             **{key: dict(value) for key, value in tables.items()},
