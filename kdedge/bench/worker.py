@@ -27,13 +27,14 @@ against ``sizes`` candidate counts of ``passages`` (p50/p95 ms and documents/s p
 interleaved rounds, for ratios that hold on a noisy host (see :func:`run_paired`); it
 returns every round's samples per arm: ``batch_1_ms`` for classifiers, ``pp_tokens_per_s``
 and ``tg_tokens_per_s`` for generators.
+
+The generator and reranker arms live in :mod:`kdedge.bench.worker_generate` and
+:mod:`kdedge.bench.worker_rerank`; what every arm measures alike in :mod:`kdedge.bench.measure`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -41,10 +42,9 @@ from typing import Any
 
 import numpy as np
 
-
-def _pin(cores: int | None) -> None:
-    if cores and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cores])
+from kdedge.bench.measure import cold, peak_rss_mb, percentiles, pin
+from kdedge.bench.worker_generate import GENERATORS, run_generator
+from kdedge.bench.worker_rerank import RERANKERS, Reranker, run_reranker
 
 
 def _runtime_predictor(job: dict[str, Any]) -> Callable[[Sequence[str]], Any]:
@@ -104,240 +104,11 @@ def _optimum_predictor(job: dict[str, Any]) -> Callable[[Sequence[str]], Any]:
     return predict
 
 
-QUESTION = "Which of these volumes are in stock, and what do they cost?"
-
-
-def _filler(rt: Any, pp: int) -> list[str]:
-    """Evidence lines that bring the runtime's prompt to about ``pp`` tokens (not above it,
-    unless the bare prompt already is)."""
-
-    def size(lines: list[str]) -> int:
-        return len(rt.generator.prompt_ids(rt.messages(QUESTION, lines)))
-
-    lines: list[str] = []
-    while size(lines) < pp:
-        n = len(lines) + 1
-        lines.append(
-            f"Catalog title {n} vol. {n % 40 + 1} | paperback | in stock | ${n % 20 + 5}.99"
-        )
-    while lines and size(lines) > pp:  # trim the last line word by word
-        words = lines[-1].split(" ")[:-1]
-        lines[-1:] = [" ".join(words)] if words else []
-    return lines
-
-
-def _rates(samples: list[float], tokens: int) -> dict[str, Any]:
-    """Median, min and max tokens/s of the samples (None without any)."""
-    if not samples:
-        return {"tokens": tokens, "tokens_per_s": None, "min": None, "max": None, "n": 0}
-    return {
-        "tokens": tokens,
-        "tokens_per_s": round(float(np.median(samples)), 2),
-        "min": round(min(samples), 2),
-        "max": round(max(samples), 2),
-        "n": len(samples),
-    }
-
-
-class RuntimeGenerator:
-    """A GGUF artifact of a generate bundle through :func:`kdedge.runtimes.load`; building
-    it loads the model and answers once (the cold start)."""
-
-    def __init__(self, job: dict[str, Any]) -> None:
-        from kdedge.runtimes import load
-
-        t0 = time.perf_counter()
-        self.rt = load(job["bundle"], artifact=job["artifact"], threads=job.get("threads"))
-        t1 = time.perf_counter()
-        self.rt.generate(QUESTION, route=False, max_tokens=1)
-        self.cold = _cold(t0, t1)
-        self.tg = job["tg"]
-        self.evidence = _filler(self.rt, job["pp"]) if job.get("repeats") else []
-        prompt_ids, messages = self.rt.generator.prompt_ids, self.rt.messages
-        self.prompt_tokens = len(prompt_ids(messages(QUESTION, self.evidence)))
-        self.context_tokens = len(prompt_ids(messages(QUESTION)))
-
-    def round(self) -> dict[str, float | None]:
-        g = self.rt.generate(QUESTION, self.evidence, route=False, max_tokens=1)
-        r = self.rt.generator.generate(
-            self.rt.messages(QUESTION), max_tokens=self.tg, ignore_eos=True
-        )
-        return {"pp_tokens_per_s": g.prompt_tokens_per_s, "tg_tokens_per_s": r.tokens_per_s}
-
-
-class RawGenerator:
-    """Raw llama-cpp-python on the same GGUF: ``Llama.generate`` for pp and tg alike, on
-    exactly as many prompt tokens (``pp``) and after as long a context (``tg_context``) as
-    the runtime row had."""
-
-    def __init__(self, job: dict[str, Any]) -> None:
-        t0 = time.perf_counter()
-        import llama_cpp
-
-        threads = job.get("threads")
-        self.llm = llama_cpp.Llama(
-            model_path=job["model"],
-            n_ctx=job["n_ctx"],
-            n_batch=min(512, job["n_ctx"]),
-            n_ubatch=min(512, job["n_ctx"]),
-            n_threads=threads,
-            n_threads_batch=threads,
-            verbose=False,
-        )
-        t1 = time.perf_counter()
-        need = max(job["pp"], job.get("tg_context", 1))
-        text = " ".join(f"Catalog title {n} | paperback | in stock" for n in range(need))
-        filler = self.llm.tokenize(text.encode("utf-8"), add_bos=False)
-        self.prompt, self.context = filler[: job["pp"]], filler[: job.get("tg_context", 1)]
-        self._first_token(self.context).close()
-        self.cold = _cold(t0, t1)
-        self.tg = job["tg"]
-        self.prompt_tokens, self.context_tokens = len(self.prompt), len(self.context)
-
-    def _first_token(self, ids: list[int]) -> Any:
-        """Prefill ``ids`` from an empty cache and sample one token; the generator goes on."""
-        self.llm.reset()
-        steps = self.llm.generate(ids, temp=0.0, repeat_penalty=1.0)
-        next(steps)
-        return steps
-
-    def round(self) -> dict[str, float | None]:
-        start = time.perf_counter()
-        self._first_token(self.prompt).close()
-        pp = len(self.prompt) / (time.perf_counter() - start)
-        steps = self._first_token(self.context)
-        start = time.perf_counter()
-        for _ in range(self.tg - 1):
-            next(steps)
-        steps.close()
-        tg = (self.tg - 1) / (time.perf_counter() - start)
-        return {"pp_tokens_per_s": pp, "tg_tokens_per_s": tg}
-
-
-def _cold(t0: float, t1: float) -> dict[str, float]:
-    """Load time, first answer time and the wall clock of the first answer."""
-    return {
-        "load_ms": round((t1 - t0) * 1000.0, 2),
-        "first_predict_ms": round((time.perf_counter() - t1) * 1000.0, 2),
-        "first_done_unix": time.time(),
-    }
-
-
-def run_generator(job: dict[str, Any]) -> dict[str, Any]:
-    """pp and tg tokens/s of one generator arm, ``repeats`` rounds after one warm-up."""
-    _pin(job.get("cores"))
-    arm = GENERATORS[job["kind"]](job)
-    out: dict[str, Any] = dict(arm.cold)
-    if job.get("repeats"):
-        rounds = [arm.round() for _ in range(job["repeats"] + 1)][1:]
-        pp = [r["pp_tokens_per_s"] for r in rounds if r["pp_tokens_per_s"]]
-        tg = [r["tg_tokens_per_s"] for r in rounds if r["tg_tokens_per_s"]]
-        out["pp"] = _rates(pp, arm.prompt_tokens)
-        out["tg"] = {**_rates(tg, job["tg"]), "context": arm.context_tokens}
-    out["peak_rss_mb"] = peak_rss_mb()
-    return out
-
-
-def _runtime_reranker(job: dict[str, Any]) -> Callable[[str, Sequence[str]], Any]:
-    from kdedge.runtimes import load
-
-    rt = load(job["bundle"], artifact=job["artifact"], threads=job.get("threads"))
-    return lambda query, passages: rt.scores(query, passages)
-
-
-def _torch_reranker(job: dict[str, Any]) -> Callable[[str, Sequence[str]], Any]:
-    """A cross-encoder through transformers, as an application without kdedge would run it."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    if job.get("threads"):
-        torch.set_num_threads(job["threads"])
-    tokenizer = AutoTokenizer.from_pretrained(job["model_dir"])
-    model = AutoModelForSequenceClassification.from_pretrained(job["model_dir"]).eval()
-    max_length = job.get("max_length", 256)
-
-    def score(query: str, passages: Sequence[str]) -> Any:
-        enc = tokenizer(
-            [query] * len(passages),
-            list(passages),
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        )
-        with torch.inference_mode():
-            return model(**enc).logits[:, 0].numpy()
-
-    return score
-
-
-RERANKERS = {"rerank": _runtime_reranker, "torch-rerank": _torch_reranker}
-
-
-class Reranker:
-    """A reranker arm: building it loads the model and scores once (the cold start)."""
-
-    def __init__(self, job: dict[str, Any]) -> None:
-        t0 = time.perf_counter()
-        self.score = RERANKERS[job["kind"]](job)
-        t1 = time.perf_counter()
-        self.query, self.passages = job["query"], job["passages"]
-        self.paired_size = job.get("paired_size", 50)
-        self.score(self.query, self.passages[:1])
-        self.cold = _cold(t0, t1)
-
-    def latency(self, size: int, repeats: int, warmup: int) -> dict[str, float]:
-        passages = (self.passages * (size // len(self.passages) + 1))[:size]
-        samples = []
-        for i in range(warmup + repeats):
-            t0 = time.perf_counter()
-            self.score(self.query, passages)
-            if i >= warmup:
-                samples.append((time.perf_counter() - t0) * 1000.0)
-        out = _percentiles(samples)
-        out["docs_per_s"] = round(size / out["p50"] * 1000.0, 1)
-        return out
-
-    def round(self) -> dict[str, float | None]:
-        """One call on ``paired_size`` candidates, after an untimed one (see Classifier)."""
-        passages = self.passages[: self.paired_size]
-        self.score(self.query, passages)
-        t0 = time.perf_counter()
-        self.score(self.query, passages)
-        return {"rerank_ms": (time.perf_counter() - t0) * 1000.0}
-
-
-def run_reranker(job: dict[str, Any]) -> dict[str, Any]:
-    """Latency per candidate count of one reranker arm."""
-    _pin(job.get("cores"))
-    arm = Reranker(job)
-    out: dict[str, Any] = dict(arm.cold)
-    if job.get("repeats"):
-        warmup = job.get("warmup", 3)
-        out["rerank"] = {
-            str(size): arm.latency(size, max(job["repeats"] * 10 // size, 5), warmup)
-            for size in job["sizes"]
-        }
-    out["peak_rss_mb"] = peak_rss_mb()
-    return out
-
-
 PREDICTORS = {
     "artifact": _runtime_predictor,
     "torch": _torch_predictor,
     "optimum": _optimum_predictor,
 }
-
-
-def _percentiles(samples_ms: list[float]) -> dict[str, float]:
-    a = np.asarray(samples_ms)
-    return {
-        "p50": round(float(np.percentile(a, 50)), 4),
-        "p95": round(float(np.percentile(a, 95)), 4),
-        "p99": round(float(np.percentile(a, 99)), 4),
-        "mean": round(float(a.mean()), 4),
-        "n": len(samples_ms),
-    }
 
 
 def _latency(predict: Callable, texts: list[str], batch: int, repeats: int, warmup: int):
@@ -349,13 +120,7 @@ def _latency(predict: Callable, texts: list[str], batch: int, repeats: int, warm
         predict(chunk)
         if i >= warmup:
             samples.append((time.perf_counter() - t0) * 1000.0)
-    return _percentiles(samples)
-
-
-GENERATORS: dict[str, type[RuntimeGenerator] | type[RawGenerator]] = {
-    "generate": RuntimeGenerator,
-    "llamacpp": RawGenerator,
-}
+    return percentiles(samples)
 
 
 class Classifier:
@@ -367,7 +132,7 @@ class Classifier:
         t1 = time.perf_counter()
         self.texts = job["texts"]
         self.predict([self.texts[0]])
-        self.cold = _cold(t0, t1)
+        self.cold = cold(t0, t1)
         self.rounds = 0
 
     def round(self) -> dict[str, float | None]:
@@ -388,7 +153,7 @@ def run_paired(job: dict[str, Any]) -> dict[str, Any]:
     round (another job on the machine, a frequency change) then hits every arm alike, so
     per-round ratios between arms stay meaningful on a noisy host where rows measured one
     after another do not. An arm that fails to load is reported and left out."""
-    _pin(job.get("cores"))
+    pin(job.get("cores"))
     arms: list[Any] = []
     errors: list[str | None] = []
     for sub in job["arms"]:
@@ -422,7 +187,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         return run_reranker(job)
     if job["kind"] in GENERATORS:
         return run_generator(job)
-    _pin(job.get("cores"))
+    pin(job.get("cores"))
     arm = Classifier(job)
     predict, texts = arm.predict, arm.texts
     out: dict[str, Any] = dict(arm.cold)
@@ -441,24 +206,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             out[f"batch_{batch}"] = big
     out["peak_rss_mb"] = peak_rss_mb()
     return out
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size.
-
-    On Linux it is read from ``VmHWM`` in ``/proc/self/status``: ``ru_maxrss`` survives
-    ``fork`` + ``exec`` there, so a worker started by a large parent would report the
-    parent's peak instead of its own.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)  # kB
-    except OSError:
-        pass
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, kB elsewhere
-    return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def main() -> int:
