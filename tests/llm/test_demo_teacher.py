@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from kdedge.llm.catalog import Catalog
-from kdedge.llm.demo_teacher import MODEL, DemoTeacher, parse_user_turn, serve
+from kdedge.llm.demo_answers import MODEL, DemoTeacher, parse_user_turn
+from kdedge.llm.demo_teacher import serve
 from kdedge.llm.prompts import messages, user_turn
 
 SAMPLES = Path(__file__).parents[2] / "kdedge" / "samples" / "manga_llm"

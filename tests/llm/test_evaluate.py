@@ -6,7 +6,7 @@ import pytest
 
 from kdedge.llm.catalog import Catalog
 from kdedge.llm.collect import read_prompts
-from kdedge.llm.demo_teacher import DemoTeacher
+from kdedge.llm.demo_answers import DemoTeacher
 from kdedge.llm.evaluate import Gates, score, token_f1
 
 SAMPLES = Path(__file__).parents[2] / "kdedge" / "samples" / "manga_llm"

@@ -8,7 +8,7 @@ import pytest
 
 from kdedge.errors import ConfigError, DataError
 from kdedge.llm.catalog import Catalog
-from kdedge.llm.demo_teacher import DemoTeacher
+from kdedge.llm.demo_answers import DemoTeacher
 from kdedge.llm.gate import GateRule, assess
 from kdedge.llm.gate_batch import ACCEPTED, REJECTED, REPORT, gate_dir, gate_rows
 

@@ -10,7 +10,7 @@ import kdedge.llm.sft as sft
 from kdedge.errors import ConfigError
 from kdedge.llm.catalog import Catalog
 from kdedge.llm.collect import read_prompts
-from kdedge.llm.demo_teacher import DemoTeacher
+from kdedge.llm.demo_answers import DemoTeacher
 
 SAMPLES = Path(__file__).parents[2] / "kdedge" / "samples" / "manga_llm"
 CATALOG = SAMPLES / "catalog.jsonl"
