@@ -33,7 +33,7 @@ def bench_generation(
 ) -> BenchReport:
     """pp / tg rows per GGUF artifact and target, each followed by its raw llama-cpp-python
     reference row, which processes exactly as many prompt tokens as the runtime row did."""
-    from kdedge.runtimes.generate import GenerationConfig
+    from kdedge.runtimes.generation_prompt import GenerationConfig
 
     pp, tg, repeats = settings.pp, settings.tg, settings.gen_repeats
     cold_runs, paired = settings.cold_runs, settings.paired

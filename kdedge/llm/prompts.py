@@ -1,5 +1,5 @@
 """The chat prompt every stage shares: the teacher is asked it, the student is trained on it,
-the runtime fills the same template (:func:`kdedge.runtimes.generate.user_turn`) from the
+the runtime fills the same template (:func:`kdedge.runtimes.generation_prompt.user_turn`) from the
 bundle's manifest.
 
 Answers are grounded: the user turn carries the catalog evidence retrieved for the question,
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kdedge.runtimes.generate import NO_EVIDENCE
-from kdedge.runtimes.generate import user_turn as fill_template
+from kdedge.runtimes.generation_prompt import NO_EVIDENCE
+from kdedge.runtimes.generation_prompt import user_turn as fill_template
 
 SYSTEM_PROMPT = (
     "You are MangaAssist, a bookstore assistant. Answer only from the catalog evidence. "

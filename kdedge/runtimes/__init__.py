@@ -29,7 +29,7 @@ _EXPORTS = {
     "Runtime": "kdedge.runtimes.runtime",
     "Prediction": "kdedge.runtimes.prediction",
     "GenerationRuntime": "kdedge.runtimes.generate",
-    "Generation": "kdedge.runtimes.generate",
+    "Generation": "kdedge.runtimes.generation_result",
     "GenerationPolicy": "kdedge.runtimes.generation_router",
     "RerankRuntime": "kdedge.runtimes.rerank",
     "Reranking": "kdedge.runtimes.rerank",
@@ -69,7 +69,8 @@ __all__ = [
 if TYPE_CHECKING:
     from kdedge.runtimes.fallback import open_fallback
     from kdedge.runtimes.fallback_target import FallbackAnswer, FallbackError, FallbackTarget
-    from kdedge.runtimes.generate import Generation, GenerationRuntime
+    from kdedge.runtimes.generate import GenerationRuntime
+    from kdedge.runtimes.generation_result import Generation
     from kdedge.runtimes.generation_router import GenerationPolicy
     from kdedge.runtimes.loader import load
     from kdedge.runtimes.prediction import Prediction

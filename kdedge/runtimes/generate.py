@@ -37,19 +37,18 @@ off), and the classifier router's budget (20% over the last 1,000 decisions).
 
 from __future__ import annotations
 
-import math
 import os
-import string
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdedge.errors import ConfigError, KdedgeError, ModelError
 from kdedge.runtimes.attached import Attached
-from kdedge.runtimes.bundle import MANIFEST, Artifact, Manifest, verify_files
+from kdedge.runtimes.bundle import Artifact, Manifest, verify_files
+from kdedge.runtimes.generation_prompt import GenerationConfig, user_turn
+from kdedge.runtimes.generation_result import Generation
 from kdedge.runtimes.generation_router import (
     GenerationPolicy,
     GenerationRouter,
@@ -63,184 +62,6 @@ if TYPE_CHECKING:
     from kdedge.runtimes.backends.llamacpp import GenerationResult, LlamaCppGenerator
     from kdedge.runtimes.fallback_target import FallbackAnswer, FallbackTarget
     from kdedge.runtimes.requestlog import TieredLog
-
-NO_EVIDENCE = "(no matching catalog records)"  # the evidence line of a question with none
-
-
-# ----------------------------------------------------------------------------- manifest
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """The manifest's ``generation`` section: how to prompt the model and when to stop."""
-
-    system_prompt: str = ""
-    user_template: str = "{question}"
-    chat_template: str | None = None  # used only when the GGUF carries none
-    context_length: int = 2048
-    max_new_tokens: int = 256
-    stop: tuple[str, ...] = ()
-    eos_token: str | None = None
-
-    def __post_init__(self) -> None:
-        fields_in = {f for _, f, _, _ in string.Formatter().parse(self.user_template) if f}
-        if "question" not in fields_in or not fields_in <= {"question", "evidence"}:
-            raise ModelError(
-                f"generation user_template {self.user_template[:60]!r} must hold {{question}} "
-                "and may hold {evidence}, nothing else; re-export the bundle"
-            )
-        if self.context_length < 16 or self.max_new_tokens < 1:
-            raise ModelError(
-                f"generation context_length ({self.context_length}) must be >= 16 and "
-                f"max_new_tokens ({self.max_new_tokens}) >= 1; re-export the bundle"
-            )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = MANIFEST) -> GenerationConfig:
-        known = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in data.items() if k in known and v is not None}
-        try:
-            for key in ("context_length", "max_new_tokens"):
-                if key in values:
-                    values[key] = int(values[key])
-            if "stop" in values:
-                stop = values["stop"]
-                values["stop"] = (stop,) if isinstance(stop, str) else tuple(map(str, stop))
-            return cls(**values)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{where}: malformed generation section: {exc}") from exc
-
-    @classmethod
-    def of(cls, root: Path, manifest: Manifest) -> GenerationConfig:
-        """The manifest's section, checked; a generate bundle without one cannot be served."""
-        where = str(root / MANIFEST)
-        section = manifest.generation
-        if not section:
-            raise ModelError(
-                f"{where} has task 'generate' but no 'generation' section (prompt, template, "
-                "limits); re-export the bundle with `kdedge export`"
-            )
-        if not isinstance(section, Mapping):
-            raise ModelError(f"{where}: the generation section must be a JSON object")
-        return cls.from_dict(section, where)
-
-    def stops(self) -> tuple[str, ...]:
-        return (*self.stop, self.eos_token) if self.eos_token else self.stop
-
-
-def user_turn(template: str, question: str, evidence: Sequence[str] = ()) -> str:
-    """The user message: the template filled with the evidence lines and the question."""
-    lines = "\n".join(f"- {e}" for e in evidence) if evidence else NO_EVIDENCE
-    return template.format(evidence=lines, question=question.strip())
-
-
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One routed generation.
-
-    ``text`` is what to show: the student's answer (``answer``), the teacher's (``fallback``
-    answered), or the clarifying question (``clarify``); ``None`` for a ``fallback`` that no
-    teacher answered (none configured): the app asks its own. ``confidence`` (geometric-mean
-    token probability) and ``min_token_prob`` are the student's, ``None`` when it was not
-    asked (a risk rule matched) or said nothing.
-    """
-
-    text: str | None
-    route: str = "answer"  # answer | clarify | fallback
-    reason: str = "confident"
-    source: str | None = "student"  # student | teacher | router (clarify) | None
-    student_text: str | None = None
-    confidence: float | None = None
-    min_token_prob: float | None = None
-    risk_hits: tuple[str, ...] = ()
-    prompt_tokens: int = 0
-    tokens: int = 0  # the student's completion tokens
-    finish_reason: str | None = None  # stop | length
-    tokens_per_s: float | None = None
-    prompt_tokens_per_s: float | None = None
-    latency_ms: float = 0.0
-    artifact: str = ""
-    fallback: FallbackAnswer | None = None
-    fallback_error: str | None = None
-    id: str = ""
-    logprobs: tuple[float, ...] = field(default=(), repr=False)
-
-    def to_dict(self, *, logprobs: bool = False) -> dict[str, Any]:
-        """JSON-ready view (what ``kdedge predict --json`` and ``/predict`` return)."""
-        d: dict[str, Any] = {
-            "id": self.id,
-            "text": self.text,
-            "route": self.route,
-            "reason": self.reason,
-            "source": self.source,
-            "confidence": _round(self.confidence),
-            "min_token_prob": _round(self.min_token_prob),
-            "prompt_tokens": self.prompt_tokens,
-            "tokens": self.tokens,
-            "finish_reason": self.finish_reason,
-            "tokens_per_s": _round(self.tokens_per_s, 1),
-            "prompt_tokens_per_s": _round(self.prompt_tokens_per_s, 1),
-            "latency_ms": round(self.latency_ms, 3),
-            "artifact": self.artifact,
-        }
-        if self.route != "answer" and self.student_text is not None:
-            d["student_text"] = self.student_text
-        if self.risk_hits:
-            d["risk_hits"] = list(self.risk_hits)
-        if self.fallback is not None:
-            d["fallback"] = self.fallback.to_dict()
-        if self.fallback_error is not None:
-            d["fallback_error"] = self.fallback_error
-        if logprobs:
-            d["logprobs"] = [_round(lp, 5) for lp in self.logprobs]
-        return d
-
-    def log_event(self, tier: str, text: str) -> dict[str, Any]:
-        """The request-log record at ``tier`` (see :mod:`kdedge.runtimes.requestlog`): texts,
-        answers included, only in the incident tier."""
-        event: dict[str, Any] = {
-            "ts": round(time.time(), 3),
-            "id": self.id,
-            "tier": tier,
-            "route": self.route,
-            "conf": _round(self.confidence, 4),
-            "tokens": self.tokens,
-            "ms": round(self.latency_ms, 2),
-            "artifact": self.artifact,
-        }
-        if tier == "compact":
-            return event
-        event["reason"] = self.reason
-        event["min_p"] = _round(self.min_token_prob, 4)
-        event["prompt_tokens"] = self.prompt_tokens
-        if tier == "low_confidence":
-            return event
-        if self.risk_hits:
-            event["risk_hits"] = list(self.risk_hits)
-        if self.fallback is not None:
-            teacher = self.fallback.to_dict()
-            if tier != "incident":
-                teacher.pop("raw", None)
-                teacher.pop("text", None)
-            event["teacher"] = teacher
-        if self.fallback_error is not None:
-            event["teacher_error"] = self.fallback_error
-        if tier == "incident":
-            event["prompt"] = text
-            event["student_text"] = self.student_text
-            event["text"] = self.text
-        return event
-
-
-def _round(value: float | None, digits: int = 6) -> float | None:
-    """Rounded, or None when absent or not finite (JSON has no NaN)."""
-    return None if value is None or not math.isfinite(value) else round(value, digits)
-
-
-# ----------------------------------------------------------------------------- runtime
 
 
 class GenerationRuntime(Attached):

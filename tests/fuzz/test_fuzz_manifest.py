@@ -131,7 +131,7 @@ ROUTER_KEYS = [
 @example({"min_score": 10**400})
 @example({"risk_patterns": ["("]})
 def test_router_sections_of_any_shape(section):
-    from kdedge.runtimes.generate import GenerationConfig
+    from kdedge.runtimes.generation_prompt import GenerationConfig
     from kdedge.runtimes.generation_router import GenerationPolicy
     from kdedge.runtimes.rerank import RerankPolicy
     from kdedge.runtimes.router import Router, RouterPolicy

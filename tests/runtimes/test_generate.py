@@ -23,7 +23,9 @@ from kdedge.llm import prompts
 from kdedge.runtimes.api import BadRequest, parse_generate_request
 from kdedge.runtimes.bundle import read_manifest
 from kdedge.runtimes.fallback import FallbackAnswer, KdedgeClient, OpenAIClient
-from kdedge.runtimes.generate import Generation, GenerationConfig, GenerationRuntime, user_turn
+from kdedge.runtimes.generate import GenerationRuntime
+from kdedge.runtimes.generation_prompt import GenerationConfig, user_turn
+from kdedge.runtimes.generation_result import Generation
 from kdedge.runtimes.generation_router import (
     CLARIFY_TEXT,
     DEFAULT_ROUTER,

@@ -174,7 +174,8 @@ class FakeGenerator:
 
 def _generation_runtime(logprobs, router=None):
     from kdedge.runtimes.bundle import Artifact, FileEntry, Manifest
-    from kdedge.runtimes.generate import GenerationConfig, GenerationRuntime
+    from kdedge.runtimes.generate import GenerationRuntime
+    from kdedge.runtimes.generation_prompt import GenerationConfig
     from kdedge.runtimes.generation_router import GenerationPolicy, GenerationRouter
 
     entry = FileEntry("g/model.gguf", "0" * 64, 1)
