@@ -42,7 +42,16 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-STUDENT_KINDS = ("labels_only", "labels_only_base", "pointwise", "margin_mse", "listwise")
+# A "_base" student starts from the base encoder's own layers instead of the fine-tuned
+# teacher's: labels_only_base never sees the teacher, listwise_base learns from its scores.
+STUDENT_KINDS = (
+    "labels_only",
+    "labels_only_base",
+    "pointwise",
+    "margin_mse",
+    "listwise",
+    "listwise_base",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -317,6 +326,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             kind="listwise", alpha=args.alpha, temperature=args.temperature
         ),
     }
+    losses["listwise_base"] = losses["listwise"]
     for name in students:
         out = student_dir(args, name)
         if not reusable(args, out, STUDENT_SETTINGS):
@@ -327,8 +337,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 data["validation"],
                 out,
                 layers=args.layers,
-                # labels_only_base: the base encoder's own layers, no teacher at all
-                student_dir=resolve_model(args.base) if name == "labels_only_base" else None,
+                student_dir=resolve_model(args.base) if name.endswith("_base") else None,
                 loss=losses[name],
                 config=student_config,
                 stage1_epochs=args.stage1_epochs if losses[name].needs_teacher else 0,
