@@ -81,6 +81,9 @@ def import_times(runs: int, trees: dict[str, Path]) -> dict:
         "bare_python": "pass",
         "import_kdedge_runtimes": "import kdedge.runtimes",
         "from_kdedge_runtimes_import_load": "from kdedge.runtimes import load",
+        # the floor of any ONNX serving code for this model, kdedge or not: the engine and
+        # the tokenizer library (onnxruntime imports numpy itself)
+        "engine_floor_imports": "import numpy, onnxruntime, tokenizers",
     }
     times = {(tree, name): [] for tree in trees for name in arms}
     for _ in range(runs):  # interleaved, so drift hits every arm and tree alike

@@ -30,7 +30,6 @@ decision. Only rank 0 writes ``.kdedge-work``, the events and the merged model.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import random
@@ -42,7 +41,7 @@ from typing import Any
 
 import torch
 
-from kdedge.atomic import atomic_dir, atomic_write, atomic_write_text
+from kdedge.atomic import atomic_dir
 from kdedge.distill import distributed
 from kdedge.distill.device import explain_device_errors, resolve
 from kdedge.distill.events import EventLog
@@ -54,12 +53,12 @@ from kdedge.llm.generator import TorchGenerator, generate_all
 from kdedge.llm.loss import AnswerLoss, collate, encode, length_batches
 from kdedge.llm.prompts import SYSTEM_PROMPT, USER_TEMPLATE
 from kdedge.llm.rows import read_eval_rows, read_rows
+from kdedge.llm.sft_fsdp import adapter_state, check_fsdp, fsdp_active, full_weights
+from kdedge.llm.sft_state import STATE_FILE, WORK_DIR, read_adapter, read_state, save_epoch
 from kdedge.progress import Tracker, silent
 
 META_FILE = "kdedge.json"
 REPORT_FILE = "training_report.json"
-WORK_DIR = ".kdedge-work"
-STATE_FILE = "state.pt"  # optimizer, scheduler, history; read with weights_only=True
 LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -150,91 +149,6 @@ def stop_reason(history: list[dict[str, Any]], min_epochs: int) -> str | None:
     return None
 
 
-def _save_epoch(work: Path, epoch: int, adapter: dict, optimizer, scheduler, history, baseline):
-    """Leave what a resumed run needs: this epoch's adapter, then the optimizer and history
-    (written last, so a state file always points at adapters that exist)."""
-    from safetensors.torch import save
-
-    work.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in adapter.items()}
-    with atomic_write(work / f"adapter-epoch{epoch}.safetensors", "wb") as handle:
-        handle.write(save(tensors))
-    state = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "history": history,
-        "baseline": baseline,
-    }
-    with atomic_write(work / STATE_FILE, "wb") as handle:
-        torch.save(state, handle)
-    atomic_write_text(work / "history.json", json.dumps(history, indent=2) + "\n")
-
-
-def _fsdp() -> bool:
-    """True when ``accelerate launch`` asked for FSDP (its config or ``--use_fsdp``)."""
-    from accelerate.utils import DistributedType
-
-    acc = distributed.accelerator()
-    return acc is not None and acc.distributed_type == DistributedType.FSDP
-
-
-def _check_fsdp(resume: bool) -> None:
-    acc = distributed.accelerator()
-    if acc.is_fsdp2:
-        raise ConfigError(
-            "kdedge llm distill supports FSDP version 1 (accelerate's prepare_model); launch "
-            "with --fsdp_version 1, or without FSDP (DDP replicates the frozen base)"
-        )
-    if not acc.state.fsdp_plugin.use_orig_params:
-        raise ConfigError(
-            "LoRA under FSDP trains a few parameters among frozen ones, which needs "
-            "use_orig_params: launch with accelerate launch --fsdp_use_orig_params true"
-        )
-    if resume:  # the saved optimizer state would be rank 0's shard only
-        raise ConfigError(
-            "--resume is not supported under FSDP yet; resume the run with DDP (accelerate "
-            "launch without FSDP) or start it again with --overwrite"
-        )
-
-
-def _full_weights(trained: torch.nn.Module) -> Any:
-    """A context in which the wrapped model's own modules hold whole weights (FSDP
-    gathers them on every rank, read-only); a no-op with DDP or one process."""
-    if not _fsdp():
-        return contextlib.nullcontext()
-    from torch.distributed.fsdp import FullyShardedDataParallel
-
-    return FullyShardedDataParallel.summon_full_params(trained, writeback=False)
-
-
-def _adapter(trained: torch.nn.Module, model: Any) -> dict[str, torch.Tensor]:
-    """The whole LoRA adapter (rank 0 gets all of it under FSDP; call on every rank)."""
-    from peft import get_peft_model_state_dict
-
-    if not _fsdp():
-        return get_peft_model_state_dict(model)
-    whole = distributed.accelerator().get_state_dict(trained)  # a collective; full on rank 0
-    prefix = "model."  # AnswerLoss holds the peft model as .model
-    whole = {k.removeprefix(prefix): v for k, v in whole.items()}
-    return get_peft_model_state_dict(model, state_dict=whole) if whole else {}
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a damaged file: say which, never unpickle arbitrary objects
-        raise ModelError(f"{path} cannot be read ({exc}); pass --overwrite to start again") from exc
-
-
-def _read_adapter(work: Path, epoch: int) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    path = work / f"adapter-epoch{epoch}.safetensors"
-    if not path.is_file():
-        raise ModelError(f"{path} is missing; the run cannot be resumed. Pass --overwrite")
-    return load_file(str(path))
-
-
 def distill(
     student: str | Path,
     train_data: str | Path,
@@ -276,8 +190,8 @@ def distill(
         )
     placement = resolve(config.device, config.precision)  # joins the group under a launcher
     procs = distributed.current()
-    if procs.distributed and _fsdp():
-        _check_fsdp(resume)
+    if procs.distributed and fsdp_active():
+        check_fsdp(resume)
     distributed.wait("checking the output directory")  # no rank checks after rank 0 clears it
     if overwrite and not resume and procs.main:
         shutil.rmtree(work, ignore_errors=True)
@@ -324,7 +238,7 @@ def distill(
 
     torch.manual_seed(config.seed)
     model.to(placement.device)
-    state = _read_state(saved) if resume else None
+    state = read_state(saved) if resume else None
     with explain_device_errors(placement):
         generator = TorchGenerator(model, tokenizer, placement, system)
         if state is not None:
@@ -350,7 +264,7 @@ def distill(
         first = 1
         if state is not None:  # before wrapping, so FSDP shards the resumed weights
             history = state["history"]
-            set_peft_model_state_dict(model, _read_adapter(work, len(history)))
+            set_peft_model_state_dict(model, read_adapter(work, len(history)))
         # DDP / FSDP under a launcher; the optimizer takes the wrapped module's parameters.
         trained = distributed.prepare_model(AnswerLoss(model))
         params = [p for p in trained.parameters() if p.requires_grad]
@@ -403,7 +317,7 @@ def distill(
                 sums.to(placement.device), "summing the epoch's loss"
             ).tolist()
             train_s = time.perf_counter() - start
-            with _full_weights(trained):
+            with full_weights(trained):
                 answers, gen_tokens, gen_s = generate_all(
                     generator, eval_rows, config.eval_batch_size, config.eval_max_new_tokens, track
                 )
@@ -421,9 +335,9 @@ def distill(
             entry["gates_passed"] = not entry["gate_failures"]
             entry["score"] = round(_score(entry), 5)
             history.append(entry)
-            adapter = _adapter(trained, model)
+            adapter = adapter_state(trained, model)
             if procs.main:
-                _save_epoch(work, epoch, adapter, optimizer, scheduler, history, baseline)
+                save_epoch(work, epoch, adapter, optimizer, scheduler, history, baseline)
             log.emit("distilled_model_eval", stage="lora_sft", **entry)
             stopped = stop_reason(history, config.min_epochs)
             if stopped:
@@ -434,9 +348,9 @@ def distill(
         best = max(pool, key=lambda h: h["score"])
         merged = None
         if procs.main:
-            if _fsdp():  # the trained model's weights are sharded: merge into a fresh base
+            if fsdp_active():  # the trained model's weights are sharded: merge into a fresh base
                 model = get_peft_model(load_causal_lm(student)[0], lora)
-            set_peft_model_state_dict(model, _read_adapter(work, best["epoch"]))
+            set_peft_model_state_dict(model, read_adapter(work, best["epoch"]))
             merged = model.merge_and_unload()
 
     report = SftReport(

@@ -7,6 +7,7 @@ import pytest
 from safetensors.torch import load_file
 
 import kdedge.llm.sft as sft
+import kdedge.llm.sft_state as sft_state
 from kdedge.errors import ConfigError
 from kdedge.llm.catalog import Catalog
 from kdedge.llm.collect import read_prompts
@@ -67,7 +68,7 @@ def test_a_killed_run_resumes_to_the_same_model(tmp_path: Path, tiny_llama, monk
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         sft.distill(tiny_llama, train, out, **kwargs)
-    assert (out / sft.WORK_DIR / sft.STATE_FILE).is_file()
+    assert (out / sft_state.WORK_DIR / sft_state.STATE_FILE).is_file()
     with pytest.raises(ConfigError, match="--resume"):
         sft.distill(tiny_llama, train, out, **kwargs)
 
@@ -80,7 +81,7 @@ def test_a_killed_run_resumes_to_the_same_model(tmp_path: Path, tiny_llama, monk
     b = load_file(str(out / "model.safetensors"))
     assert a.keys() == b.keys()
     assert all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
-    assert not (out / sft.WORK_DIR).exists()
+    assert not (out / sft_state.WORK_DIR).exists()
 
 
 def test_resume_without_a_saved_epoch_says_so(tmp_path: Path, tiny_llama) -> None:
