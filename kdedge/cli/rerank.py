@@ -8,6 +8,7 @@ import click
 
 from kdedge.cli.console import emit_json, info, stdout
 from kdedge.cli.options import json_option
+from kdedge.cli.rerank_evaluate import evaluate_cmd
 from kdedge.cli.rerank_train import COMMANDS as TRAINING_COMMANDS
 
 data_path = click.Path(exists=False, dir_okay=False, path_type=Path)
@@ -111,5 +112,5 @@ def candidates_cmd(queries, corpus, out, k, no_ensure_positives, doc_label_field
         stdout.print(f"✓ {path}: {report.summary()}", soft_wrap=True)
 
 
-for _training_command in TRAINING_COMMANDS:  # teach, label, distill, evaluate
+for _training_command in (*TRAINING_COMMANDS, evaluate_cmd):  # teach, label, distill, evaluate
     command.add_command(_training_command)

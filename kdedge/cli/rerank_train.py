@@ -1,4 +1,4 @@
-"""``kdedge rerank teach | label | distill | evaluate``: the training side of reranking.
+"""``kdedge rerank teach | label | distill``: the training side of reranking.
 
 Registered on the ``kdedge rerank`` group (:mod:`kdedge.cli.rerank`). Nothing heavy is
 imported until a command runs.
@@ -42,7 +42,8 @@ def _layer_map(value: str | None) -> list[int] | None:
         ) from None
 
 
-def _groups(path: Path, what: str):
+def read_group_file(path: Path, what: str) -> list[Any]:
+    """The query groups of ``path``, given as option ``what``; a missing file is one line."""
     from kdedge.errors import DataError
     from kdedge.rerank.data import read_groups
 
@@ -170,8 +171,8 @@ def teach_cmd(
 
     result = teach_reranker(
         resolve_model(base),
-        _groups(train, "--train"),
-        _groups(validation, "--validation"),
+        read_group_file(train, "--train"),
+        read_group_file(validation, "--validation"),
         out,
         max_length=max_length,
         supervised=supervised,
@@ -226,7 +227,7 @@ def label_cmd(teacher, data, cache, max_length, batch_size, refresh, device, pre
     from kdedge.distill.device import resolve
     from kdedge.rerank.scoring import score_pairs_cached
 
-    groups = [g for path in data for g in _groups(path, "--data")]
+    groups = [g for path in data for g in read_group_file(path, "--data")]
     pairs = [(g.query, c.text) for g in groups for c in g.candidates]
     _, report = score_pairs_cached(
         teacher,
@@ -327,8 +328,8 @@ def distill_cmd(
     check_reranker_dir(teacher)  # a one-line error before any data is read
     result = distill_reranker(
         teacher,
-        _groups(train, "--train"),
-        _groups(validation, "--validation"),
+        read_group_file(train, "--train"),
+        read_group_file(validation, "--validation"),
         out,
         layers=layers,
         layer_map=_layer_map(layer_map),
@@ -371,96 +372,4 @@ def distill_cmd(
     stdout.print(f"student: {result.parameters / 1e6:.1f} M parameters")
 
 
-@click.command("evaluate")
-@click.argument("models", nargs=-1, required=True, type=model_path)
-@click.option("--data", required=True, type=groups_path, help="Query groups (JSONL) to rank.")
-@click.option("--batch-size", default=64, show_default=True)
-@click.option("--max-length", type=int, help="Tokens per pair  [default: each model's]")
-@click.option(
-    "--first-stage",
-    is_flag=True,
-    help="Add a column for the candidates' order in the file (e.g. BM25's).",
-)
-@compute_options
-def evaluate_cmd(models, data, batch_size, max_length, first_stage, device, precision, quiet,
-                 as_json):  # fmt: skip
-    """Rank query groups with one or more rerankers: NDCG@3/5/10, MRR@10, recall@k.
-
-    \b
-    Examples:
-      kdedge rerank evaluate student/ --data test_groups.jsonl
-      kdedge rerank evaluate teacher/ student/ --data test_groups.jsonl --first-stage
-    With several models the first is the reference: the table adds each model's share of
-    its NDCG@10 and their top-3 agreement.
-    """
-    import time
-
-    import numpy as np
-
-    from kdedge.distill.device import resolve
-    from kdedge.rerank.metrics import ranking_report, top_k_agreement
-    from kdedge.rerank.models import check_reranker_dir, load_reranker, score_groups
-
-    for model in models:
-        check_reranker_dir(model)
-    groups = _groups(data, "--data")
-    placement = resolve(device, precision)
-    columns: list[tuple[str, dict[str, Any], list[np.ndarray] | None]] = []
-    if first_stage:
-        order = [-np.arange(len(g.candidates), dtype=np.float32) for g in groups]
-        columns.append(("first stage", ranking_report(groups, order), None))
-    reference = None
-    reports = []
-    for model in models:
-        clf = load_reranker(model, max_length=max_length)
-        t0 = time.perf_counter()
-        scores = score_groups(clf, groups, batch_size=batch_size, device=placement)
-        seconds = time.perf_counter() - t0
-        metrics = ranking_report(groups, scores)
-        if reference is None:
-            reference = (metrics, scores)
-        else:
-            metrics["share_of_reference_ndcg@10"] = (
-                metrics["ndcg@10"] / reference[0]["ndcg@10"] if reference[0]["ndcg@10"] else None
-            )
-            metrics["top3_agreement"] = float(
-                np.mean(
-                    [top_k_agreement(a, b, 3) for a, b in zip(scores, reference[1], strict=True)]
-                )
-            )
-        metrics["seconds"] = round(seconds, 3)
-        name = f"{model} ({clf.meta.get('role', '?')}, {clf.model.config.num_hidden_layers}L)"
-        columns.append((name, metrics, scores))
-        reports.append({"model": str(model), "role": clf.meta.get("role"), **metrics})
-    if as_json:
-        out = {"data": str(data), "queries": len(groups), "models": reports}
-        if first_stage:
-            out["first_stage"] = columns[0][1]
-        emit_json(out)
-        return
-    from rich.table import Table
-
-    table = Table(title=f"Ranking {len(groups)} queries of {data}")
-    table.add_column("metric")
-    for name, _, _ in columns:
-        table.add_column(name, justify="right")
-    keys = ["ndcg@3", "ndcg@5", "ndcg@10", "mrr@10", "recall@3", "recall@5", "recall@10"]
-    for key in keys:
-        table.add_row(key, *[f"{m[key]:.4f}" for _, m, _ in columns])
-    if len(models) > 1:
-        for key, label in (("share_of_reference_ndcg@10", "share of NDCG@10"),
-                           ("top3_agreement", "top-3 agreement")):  # fmt: skip
-            table.add_row(label, *[_pct(m.get(key)) for _, m, _ in columns])
-    table.add_row("scoring seconds", *[f"{m['seconds']:.2f}" if "seconds" in m else "—"
-                                       for _, m, _ in columns])  # fmt: skip
-    stdout.print(table)
-    skipped = int(columns[-1][1].get("queries_without_positive", 0))
-    if skipped:
-        stdout.print(f"{skipped} queries without a relevant candidate were left out of the means")
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
-COMMANDS = (teach_cmd, label_cmd, distill_cmd, evaluate_cmd)
+COMMANDS = (teach_cmd, label_cmd, distill_cmd)
