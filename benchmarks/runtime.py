@@ -7,12 +7,14 @@
 - **cold start**: from launching a fresh interpreter to the first prediction's result,
   with the bundle's sha256 verified, measured by the parent (exec time) and the child
   (time.time() after the first predict). The child also reports its own import / load /
-  first-predict split.
-- **overhead**: in one process, batch 1, interleaved rounds of (a) the runtime's own
-  onnxruntime session ``session.run`` on pre-tokenized ids, (b) tokenizer + ``session.run``,
-  (c) ``rt.predict(text, route=False)`` and (d) ``rt.predict(text)`` with the router, and
-  with ``--optimum-source`` (e) optimum's ORTModel on the same file; the overhead is the
-  ratio of medians, so machine noise hits every arm alike.
+  first-predict split. A hand-written minimal server of the same model (onnxruntime and
+  ``tokenizers`` alone, no manifest or hash check) is timed in the same rounds.
+- **overhead**: in one process, batch 1, interleaved rounds (the arms in a fresh random
+  order each round) of (a) the runtime's own onnxruntime session ``session.run`` on
+  pre-tokenized ids, (b) tokenizer + ``session.run``, (c) ``rt.predict(text, route=False)``
+  and (d) ``rt.predict(text)`` with the router, and with ``--optimum-source`` (e) optimum's
+  ORTModel on the same file; the overhead is the ratio of medians, so machine noise hits
+  every arm alike.
 
 With ``--baseline TREE`` (another kdedge source tree, e.g. a git worktree of the commit to
 compare with) every measurement is made for both trees, interleaved: import and cold-start
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -116,13 +119,47 @@ print(json.dumps({{"t0": t0, "t1": t1, "t2": t2, "t3": t3, "label": p.label}}))
 """
 
 
+# The least any Python server of this model does before its first answer, written by hand
+# without kdedge: import the engine and the tokenizer library, read tokenizer.json, build
+# the session, encode, run. No manifest, no sha256 check, no calibration, no router.
+MINIMAL_COLD = """
+import json, time
+t0 = time.time()
+import numpy as np, onnxruntime as ort
+from tokenizers import Tokenizer
+tok = Tokenizer.from_file({tokenizer!r})
+session = ort.InferenceSession({model!r}, providers=["CPUExecutionProvider"])
+names = [i.name for i in session.get_inputs()]
+ids = np.array([tok.encode({text!r}).ids], dtype=np.int64)
+feed = {{"input_ids": ids, "attention_mask": np.ones_like(ids)}}
+if "token_type_ids" in names:
+    feed["token_type_ids"] = np.zeros_like(ids)
+label = int(session.run(None, {{n: feed[n] for n in names}})[0].argmax())
+print(json.dumps({{"t0": t0, "t3": time.time(), "label": label}}))
+"""
+
+
+def minimal_cold_code(bundle: str, artifact: str) -> str:
+    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    entry = next(a for a in manifest["artifacts"] if a["name"] == artifact)
+    return MINIMAL_COLD.format(
+        tokenizer=str(Path(bundle) / manifest["tokenizer"]["path"]),
+        model=str(Path(bundle) / entry["files"][0]["path"]),
+        text=TEXTS[0],
+    )
+
+
 def cold_starts(bundle: str, artifact: str, runs: int, trees: dict[str, Path]) -> dict:
     code = COLD.format(bundle=bundle, artifact=artifact, text=TEXTS[0])
+    minimal_code = minimal_cold_code(bundle, artifact)
     total = {tree: [] for tree in trees}
-    bare = []
+    bare, minimal = [], []
     parts = {tree: {"import": [], "load": [], "first_predict": []} for tree in trees}
     for _ in range(runs):  # interleaved across trees
         bare.append(_wall("pass", tree_env(ROOT)))
+        launched = time.time()
+        t = json.loads(_run(minimal_code, tree_env(ROOT)).stdout)
+        minimal.append((t["t3"] - launched) * 1000.0)
         for tree, path in trees.items():
             launched = time.time()
             t = json.loads(_run(code, tree_env(path)).stdout)
@@ -142,6 +179,8 @@ def cold_starts(bundle: str, artifact: str, runs: int, trees: dict[str, Path]) -
                 "min": round(min(total[tree]), 1),
             },
             "bare_python_ms": round(statistics.median(bare), 1),
+            # MINIMAL_COLD: the same model answered by hand, no kdedge (and no hash check)
+            "minimal_by_hand_ms": round(statistics.median(minimal), 1),
             "in_process_median_ms": {
                 k: round(statistics.median(v), 1) for k, v in parts[tree].items()
             },
@@ -208,11 +247,16 @@ def overhead(
         for i in range(len(TEXTS)):
             fn(i)
     samples: dict[str, list[float]] = {name: [] for name in arms}
+    arm_names = list(arms)
+    order = random.Random(0)
     for r in range(rounds):
         i = r % len(TEXTS)
-        for name, fn in arms.items():
+        # a fresh order each round: an arm that always ran right after another on the same
+        # text would find the model's weights and the text's activations already in cache
+        order.shuffle(arm_names)
+        for name in arm_names:
             start = time.perf_counter()
-            fn(i)
+            arms[name](i)
             samples[name].append((time.perf_counter() - start) * 1e6)
     med = {name: statistics.median(s) for name, s in samples.items()}
     base = med["session_run"]

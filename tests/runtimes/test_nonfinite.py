@@ -62,6 +62,35 @@ def test_poisoned_weights_on_real_engines_are_never_answered(tiny, artifact):
         assert rt.stats()["router"]["decisions"]["clarify:model_error"] == 2 * len(BROKEN)
 
 
+def test_softmax_rows_nan_exactly_where_the_logits_are_broken():
+    import warnings
+
+    from kdedge.runtimes.runtime import softmax
+
+    ninf = -np.inf
+    logits = np.array(
+        [
+            [1.0, 2.0, 3.0],
+            [1.0, ninf, 3.0],
+            [np.nan, 0.0, 0.0],
+            [np.inf, 0.0, 0.0],
+            [ninf, ninf, ninf],
+        ],
+        dtype=np.float32,
+    )
+    for t in (1.0, 0.7, 2.5, 1e-9):  # 1e-9 takes the errstate path: it would overflow
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # never a RuntimeWarning
+            p = softmax(logits, t)
+        assert p.dtype == np.float64 and p.shape == logits.shape
+        assert np.isnan(p[2:]).all()  # NaN, +inf, all -inf: never a distribution
+        assert np.allclose(p[:2].sum(axis=1), 1.0) and p[1, 1] == 0.0
+        ref = np.exp(np.float64([1, 2, 3]) / t - 3 / t)
+        assert np.allclose(p[0], ref / ref.sum(), rtol=1e-12, atol=1e-300)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        assert np.isnan(softmax(logits[:1], bad)).all()
+
+
 class FakeEngine:
     """Stands in for a backend: every row of logits is ``value``."""
 
