@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdedge.errors import ModelError
+from kdedge.errors import ConfigError, ModelError
 
 CACHE_FILE = "teacher_logits.sqlite"
 _SCHEMA = """
@@ -52,7 +52,15 @@ class LogitCache:
     """A persistent ``text -> logits`` map per teacher. Use as a context manager."""
 
     def __init__(self, directory: str | Path) -> None:
-        self.path = Path(directory) / CACHE_FILE
+        given = Path(directory)
+        if given.name == CACHE_FILE:  # the cache file itself, as `ls` shows it: fine too
+            given = given.parent
+        elif given.is_file():
+            raise ConfigError(
+                f"teacher cache {given} is a file, not a cache folder. "
+                f"Fix: pass the folder that holds (or will hold) {CACHE_FILE}"
+            )
+        self.path = given / CACHE_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path)

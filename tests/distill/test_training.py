@@ -81,6 +81,17 @@ def test_cache_that_is_not_sqlite(tmp_path):
         LogitCache(tmp_path).count()
 
 
+def test_cache_given_as_its_sqlite_file_or_as_another_file(tmp_path):
+    with LogitCache(tmp_path) as cache:
+        cache.put_many("t", [("k", np.ones(3, dtype=np.float32))])
+    with LogitCache(tmp_path / "teacher_logits.sqlite") as same:  # what `ls` shows users
+        assert same.path == tmp_path / "teacher_logits.sqlite" and same.count() == 1
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is a file, not a cache folder"):
+        LogitCache(tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_labeling_resumes_after_a_kill(tmp_path, tiny_teacher, data_dir, monkeypatch):
     import kdedge.distill.labeling as labeling
 
