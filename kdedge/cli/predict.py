@@ -78,6 +78,10 @@ def command(
 
     texts = list(texts) + (_read_texts(text_file) if text_file else [])
     if not texts:
+        if query is not None:
+            raise ConfigError(
+                "the query has no candidates: pass its passages as arguments or --file FILE"
+            )
         raise ConfigError("nothing to predict: pass texts as arguments or --file FILE")
     with open_runtime(bundle, **runtime) as rt:
         if isinstance(rt, RerankRuntime):

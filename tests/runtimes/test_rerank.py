@@ -161,6 +161,8 @@ def test_predict_and_inspect_from_the_cli(rerank_exported):
     assert code == 2 and "pass --query" in err
     code, _, err = run(["predict", bundle, "--query", QUERY, "ok", "  "])
     assert code == 2 and "passage 1 is empty" in err
+    code, _, err = run(["predict", bundle, "--query", QUERY])
+    assert code == 2 and "the query has no candidates" in err and "Traceback" not in err
     code, out, _ = run(["inspect", bundle])
     assert code == 0 and "task rerank" in out and "token_type_ids" in out
 
