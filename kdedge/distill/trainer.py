@@ -42,7 +42,7 @@ from kdedge.distill.checkpoints import (
 )
 from kdedge.distill.device import Placement, explain_device_errors
 from kdedge.distill.events import EventLog
-from kdedge.distill.gates import ClassifierStopRule, EpochSignals, Gates, check_gates
+from kdedge.distill.gates import Gates, check_gates
 from kdedge.distill.inference import encode, predict_logits
 from kdedge.distill.losses import (
     IGNORE_INDEX,
@@ -56,6 +56,7 @@ from kdedge.distill.metrics import classification_report
 from kdedge.distill.models import Classifier, save_classifier
 from kdedge.distill.optim import lr_schedule, make_optimizer
 from kdedge.distill.probability import mean_entropy, softmax
+from kdedge.distill.stop_rule import ClassifierStopRule, EpochSignals
 from kdedge.errors import ConfigError, DataError
 from kdedge.progress import Tracker, silent
 
