@@ -22,6 +22,7 @@ from typing import Any
 
 from kdedge.distill.metrics import REPORT_METRICS
 from kdedge.errors import ConfigError, DataError
+from kdedge.runtimes.manifest_fields import finite
 
 EXTRA_METRICS = ("latency_ms_p50", "latency_ms_p95")
 """Metrics measured outside the classification report that gates know without being told."""
@@ -32,16 +33,6 @@ _BOUNDS = ("min", "max")
 
 def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def finite_number(value: object) -> bool:
-    """A real number (not a bool) finite as a float; 10**400 is not (it overflows)."""
-    if not _is_number(value):
-        return False
-    try:
-        return math.isfinite(value)  # type: ignore[arg-type]
-    except OverflowError:
-        return False
 
 
 def _fmt_pair(value: float, threshold: float) -> tuple[str, str]:
@@ -133,7 +124,7 @@ class Gates:
                     raise ConfigError(
                         f"{source}: unknown key '{key}' in gate '{metric}'; valid keys: min, max"
                     )
-                if not finite_number(value):
+                if not finite(value):
                     raise ConfigError(
                         f"{source}: gate '{metric}' {key} must be a finite number; got {value!r}"
                     )
@@ -149,7 +140,7 @@ class Gates:
 
         weights = {}
         for metric, weight in sections["score"].items():
-            if not finite_number(weight):
+            if not finite(weight):
                 raise ConfigError(
                     f"{source}: score weight for '{metric}' must be a finite number; got {weight!r}"
                 )

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kdedge.distill.gates import finite_number
 from kdedge.errors import ConfigError, DataError
+from kdedge.runtimes.manifest_fields import finite
 
 _STOP_EPS = 1e-12  # a gain of exactly the threshold counts as improvement despite float error
 
@@ -47,7 +47,7 @@ class ClassifierStopRule:
     def __post_init__(self) -> None:
         for name in ("min_accuracy_gain", "min_rare_recall_gain", "min_kd_loss_rel_gain"):
             value = getattr(self, name)
-            if not finite_number(value) or value < 0:
+            if not finite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}")
         for name, low, high in (("signals_needed", 1, 3), ("consecutive", 1, None)):
             value = getattr(self, name)
@@ -89,8 +89,8 @@ class ClassifierStopRule:
         """Decide after the last epoch of ``history``; return (stop, reason)."""
         for i, epoch in enumerate(history, start=1):
             values = (epoch.val_accuracy, epoch.rare_class_recall, epoch.kd_loss)
-            optional_ok = all(v is None or finite_number(v) for v in values[1:])
-            if not (finite_number(values[0]) and optional_ok):
+            optional_ok = all(v is None or finite(v) for v in values[1:])
+            if not (finite(values[0]) and optional_ok):
                 raise DataError(f"epoch {i} signals must be finite numbers (or None); got {epoch}")
         needed = max(self.min_epochs, self.consecutive + 1)
         n = len(history)
